@@ -1,0 +1,29 @@
+/* config.h - settings for the CLI: flags over PATTO_* environment over a
+ * config file (key = value lines) over defaults. */
+#ifndef PT_CONFIG_H
+#define PT_CONFIG_H
+
+#include <stddef.h>
+
+#include "core/keyring.h"
+#include "core/result.h"
+
+typedef struct pt_config {
+    char db[1024];
+    char listen[256];
+    unsigned threads;
+    char keyring[1024]; /* file; "" = derived from db */
+    size_t body_max;
+} pt_config;
+
+void pt_config_defaults(pt_config *c);
+/* Applies PATTO_CONFIG (or path if given) then the environment. */
+pt_result pt_config_load(pt_config *c, const char *path, pt_err *err);
+/* Sets one key ("db", "listen", "threads", "keyring", "body_max"). */
+pt_result pt_config_set(pt_config *c, const char *key, const char *value, pt_err *err);
+/* The keyring path for this config: explicit, or DB.keyring. */
+void pt_config_keyring_path(const pt_config *c, char *out, size_t cap);
+/* Loads the keyring from PATTO_KEYRING_DATA or the keyring file. */
+pt_result pt_config_keyring(const pt_config *c, pt_keyring *kr, pt_err *err);
+
+#endif

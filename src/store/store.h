@@ -1,0 +1,229 @@
+/* store.h - the one storage interface of patto. Services speak only this;
+ * each backend (sqlite.c now, PostgreSQL later) implements pt_store_ops.
+ * SQL dialect details (pragmas, upsert syntax, WITHOUT ROWID) stay inside
+ * the backend.
+ *
+ * Model: a pt_store is an opened database (shared, thread-safe); a pt_conn
+ * is one connection, used by one thread at a time. Writes happen inside
+ * pt_tx_begin/commit; commit returns only once the transaction is durable
+ * (SQLite: WAL + synchronous=FULL). A backend maps its failures to
+ * PT_ERR_STORAGE (transient), PT_ERR_STORAGE_FULL (disk full) and
+ * PT_ERR_STORAGE_FATAL (fsync/IO error: the caller must stop the server).
+ *
+ * Ownership: records passed in are borrowed for the call. Records passed
+ * to callbacks are borrowed for the duration of the callback only; a
+ * callback returning non-zero stops the iteration (the op then returns
+ * PT_OK). Strings in records are NUL-terminated fixed buffers unless the
+ * field is a pointer+length, documented per field. */
+#ifndef PT_STORE_H
+#define PT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/crypto.h"
+#include "core/ids.h"
+#include "core/policy.h"
+#include "core/result.h"
+
+#define PT_TENANT_NAME_MAX 64  /* [a-z0-9][a-z0-9_-]{0,62} */
+#define PT_LABEL_MAX 128
+#define PT_TITLE_MAX 256
+#define PT_DESCRIPTION_MAX 4096
+#define PT_DPV_MAX 256
+#define PT_NOTICE_NAME_MAX 64
+#define PT_NOTICE_VERSION_MAX 32
+#define PT_LANGUAGE_MAX 16      /* BCP 47 tag, e.g. "it", "en-GB" */
+#define PT_NOTICE_TEXT_MAX 65536
+
+
+typedef struct pt_tenant_rec {
+    uint32_t id;
+    char name[PT_TENANT_NAME_MAX + 1];
+    int64_t created_at;
+} pt_tenant_rec;
+
+typedef struct pt_key_rec {
+    uint8_t id[PT_ID_BYTES];
+    uint32_t tenant;
+    pt_role role;
+    uint8_t hash[32]; /* pt_secret_hash of the secret; the secret is never stored */
+    char label[PT_LABEL_MAX + 1];
+    int64_t created_at;
+    int64_t revoked_at; /* 0 = live */
+} pt_key_rec;
+
+typedef struct pt_purpose_rec {
+    uint32_t tenant;
+    uint16_t idx; /* dense per tenant, assigned once, never reused */
+    char name[PT_PURPOSE_NAME_MAX + 1];
+    pt_purpose_rule rule;
+    char title[PT_TITLE_MAX + 1];
+    char description[PT_DESCRIPTION_MAX + 1];
+    char dpv[PT_DPV_MAX + 1]; /* W3C DPV purpose term, may be "" */
+    int64_t created_at;
+    int64_t updated_at;
+} pt_purpose_rec;
+
+typedef struct pt_notice_rec {
+    uint32_t tenant;
+    uint8_t id[PT_ID_BYTES];
+    char notice[PT_NOTICE_NAME_MAX + 1];
+    char version[PT_NOTICE_VERSION_MAX + 1];
+    char language[PT_LANGUAGE_MAX + 1];
+    char sha256[PT_SHA256_HEX];
+    char *text; /* insert: borrowed. get: malloc'd, caller frees with pt_notice_rec_clear */
+    size_t text_len;
+    int64_t created_at;
+} pt_notice_rec;
+void pt_notice_rec_clear(pt_notice_rec *n);
+
+typedef struct pt_subject_rec {
+    int64_t row; /* backend row number, increases with insertion (cache sync) */
+    uint8_t id[PT_ID_BYTES];
+    uint32_t tenant;
+    uint32_t kek_epoch;
+    uint8_t wrapped_dek[PT_WRAPPED_KEY_BYTES];
+    uint8_t *profile; /* sealed JSON, may be NULL; get: malloc'd, freed by pt_subject_rec_clear */
+    size_t profile_len;
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t erased_at; /* 0 = not erased */
+} pt_subject_rec;
+void pt_subject_rec_clear(pt_subject_rec *s);
+
+typedef struct pt_ident_rec {
+    uint32_t tenant;
+    int type; /* pt_ident_type */
+    uint8_t blind[PT_BLIND_BYTES];
+    uint8_t subject[PT_ID_BYTES];
+    const uint8_t *value; /* sealed normalised value; borrowed in both directions */
+    size_t value_len;
+    int64_t created_at;
+} pt_ident_rec;
+
+typedef struct pt_event_rec {
+    int64_t seq; /* set by event_insert; global commit order */
+    uint8_t id[PT_ID_BYTES];
+    uint32_t tenant;
+    uint8_t subject[PT_ID_BYTES];
+    char purpose[PT_PURPOSE_NAME_MAX + 1];
+    pt_action action;
+    uint8_t channels;
+    char notice[PT_NOTICE_NAME_MAX + 1]; /* "" = none */
+    char notice_version[PT_NOTICE_VERSION_MAX + 1];
+    char notice_sha256[PT_SHA256_HEX];
+    pt_collected_via via;
+    const uint8_t *evidence; /* sealed evidence JSON (personal data: IPs, agents); borrowed */
+    size_t evidence_len;
+    char evidence_sha256[PT_SHA256_HEX]; /* hash of the clear evidence JSON: the proof survives erasure */
+    int64_t occurred_at;
+    int64_t recorded_at;
+    int64_t expires_at; /* 0 = none */
+} pt_event_rec;
+
+typedef struct pt_state_rec {
+    uint8_t subject[PT_ID_BYTES];
+    uint32_t tenant;
+    int64_t event_seq;
+    pt_consent_state st;
+} pt_state_rec;
+
+typedef struct pt_store pt_store;
+typedef struct pt_conn pt_conn;
+
+typedef int (*pt_tenant_cb)(void *ctx, const pt_tenant_rec *r);
+typedef int (*pt_key_cb)(void *ctx, const pt_key_rec *r);
+typedef int (*pt_notice_cb)(void *ctx, const pt_notice_rec *r);
+typedef int (*pt_purpose_cb)(void *ctx, const pt_purpose_rec *r);
+typedef int (*pt_subject_cb)(void *ctx, const pt_subject_rec *r);
+typedef int (*pt_ident_cb)(void *ctx, const pt_ident_rec *r);
+typedef int (*pt_event_cb)(void *ctx, const pt_event_rec *r);
+typedef int (*pt_state_cb)(void *ctx, const pt_state_rec *r);
+
+/* Opens the database named by url: "sqlite:PATH", "file:PATH" or a plain
+ * PATH. create != 0 allows creating a new file. Runs pending migrations
+ * (each in its own transaction, so an interrupted one rolls back). */
+pt_result pt_store_open(const char *url, int create, pt_store **out, pt_err *err);
+/* Accepts NULL. All connections must be closed first. */
+void pt_store_close(pt_store *s);
+int pt_store_schema_version(pt_store *s);
+
+pt_result pt_conn_open(pt_store *s, pt_conn **out, pt_err *err);
+void pt_conn_close(pt_conn *c); /* accepts NULL */
+
+/* Transactions. begin takes the write lock at once (SQLite BEGIN IMMEDIATE)
+ * so that a batch never fails half-way on lock upgrade. Savepoints nest
+ * inside: a failing job of a group commit is rolled back alone. */
+pt_result pt_tx_begin(pt_conn *c, pt_err *err);
+pt_result pt_tx_commit(pt_conn *c, pt_err *err);
+void pt_tx_rollback(pt_conn *c);
+pt_result pt_tx_savepoint(pt_conn *c, pt_err *err);
+pt_result pt_tx_release(pt_conn *c, pt_err *err);
+void pt_tx_rollback_to(pt_conn *c); /* rolls back to and releases the savepoint */
+
+/* A number that changes when another connection (or process) commits;
+ * lets a node notice writes it did not make. */
+pt_result pt_db_data_version(pt_conn *c, int64_t *out);
+
+/* Installation metadata (key fingerprint, schema notes). value: NUL-terminated. */
+pt_result pt_db_meta_get(pt_conn *c, const char *key, char *value, size_t cap); /* NOT_FOUND */
+pt_result pt_db_meta_set(pt_conn *c, const char *key, const char *value);
+
+pt_result pt_db_tenant_insert(pt_conn *c, pt_tenant_rec *r, pt_err *err); /* sets r->id; CONFLICT */
+pt_result pt_db_tenant_by_name(pt_conn *c, const char *name, pt_tenant_rec *out);  /* NOT_FOUND */
+pt_result pt_db_tenant_by_id(pt_conn *c, uint32_t id, pt_tenant_rec *out);         /* NOT_FOUND */
+pt_result pt_db_tenant_list(pt_conn *c, pt_tenant_cb cb, void *ctx);
+
+pt_result pt_db_key_insert(pt_conn *c, const pt_key_rec *r, pt_err *err);
+/* tenant 0 = every tenant's keys (for the node's key cache). */
+pt_result pt_db_key_list(pt_conn *c, uint32_t tenant, pt_key_cb cb, void *ctx);
+pt_result pt_db_key_revoke(pt_conn *c, uint32_t tenant, const uint8_t id[PT_ID_BYTES],
+                           int64_t at); /* NOT_FOUND if absent, other tenant or already revoked */
+
+/* Insert or replace by (tenant, name); idx must be set by the caller. */
+pt_result pt_db_purpose_put(pt_conn *c, const pt_purpose_rec *r, pt_err *err);
+pt_result pt_db_purpose_get(pt_conn *c, uint32_t tenant, const char *name, pt_purpose_rec *out);
+/* tenant 0 = all tenants, ordered by tenant then idx. */
+pt_result pt_db_purpose_list(pt_conn *c, uint32_t tenant, pt_purpose_cb cb, void *ctx);
+
+pt_result pt_db_notice_insert(pt_conn *c, const pt_notice_rec *r, pt_err *err); /* CONFLICT */
+pt_result pt_db_notice_get(pt_conn *c, uint32_t tenant, const char *notice, const char *version,
+                           pt_notice_rec *out); /* NOT_FOUND; out->text malloc'd */
+/* Without text (text NULL) to keep listings small. */
+pt_result pt_db_notice_list(pt_conn *c, uint32_t tenant, pt_notice_cb cb, void *ctx);
+
+pt_result pt_db_subject_insert(pt_conn *c, pt_subject_rec *r, pt_err *err); /* sets r->row; CONFLICT on id */
+pt_result pt_db_subject_get(pt_conn *c, const uint8_t id[PT_ID_BYTES], pt_subject_rec *out); /* NOT_FOUND */
+pt_result pt_db_subject_update_profile(pt_conn *c, const uint8_t id[PT_ID_BYTES],
+                                       const uint8_t *profile, size_t len, int64_t at);
+/* Subjects with row > after_row, ascending, without profile (profile NULL). */
+pt_result pt_db_subject_scan(pt_conn *c, int64_t after_row, pt_subject_cb cb, void *ctx);
+
+pt_result pt_db_ident_insert(pt_conn *c, const pt_ident_rec *r, pt_err *err); /* CONFLICT if taken */
+pt_result pt_db_ident_lookup(pt_conn *c, uint32_t tenant, int type,
+                             const uint8_t blind[PT_BLIND_BYTES],
+                             uint8_t subject[PT_ID_BYTES]); /* NOT_FOUND */
+pt_result pt_db_ident_list(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_ident_cb cb,
+                           void *ctx);
+
+pt_result pt_db_event_insert(pt_conn *c, pt_event_rec *r, pt_err *err); /* sets r->seq */
+/* Events of one subject with seq > after_seq, ascending, at most limit (0 = all). */
+pt_result pt_db_event_list_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES],
+                                   int64_t after_seq, uint32_t limit, pt_event_cb cb, void *ctx);
+/* Events of one tenant (0 = all) with seq > after_seq, ascending. */
+pt_result pt_db_event_list_tenant(pt_conn *c, uint32_t tenant, int64_t after_seq,
+                                  uint32_t limit, pt_event_cb cb, void *ctx);
+pt_result pt_db_event_max_seq(pt_conn *c, int64_t *out);
+
+pt_result pt_db_state_get(pt_conn *c, const uint8_t subject[PT_ID_BYTES], uint16_t purpose_idx,
+                          pt_state_rec *out); /* NOT_FOUND */
+/* Insert or replace by (subject, purpose_idx). */
+pt_result pt_db_state_put(pt_conn *c, const pt_state_rec *r, pt_err *err);
+pt_result pt_db_state_list_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_state_cb cb,
+                                   void *ctx);
+/* Every state row with event_seq > after_seq (0 = all), for loading and
+ * re-syncing a node's cache. */
+pt_result pt_db_state_scan(pt_conn *c, int64_t after_seq, pt_state_cb cb, void *ctx);
+
+#endif
