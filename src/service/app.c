@@ -172,7 +172,7 @@ static pt_result reload_catalog(pt_app *app, pt_conn *c)
         free(v.p);
         return rc;
     }
-    qsort(v.p, v.n, sizeof(cat_entry), cat_cmp);
+    if (v.n) qsort(v.p, v.n, sizeof(cat_entry), cat_cmp);
     pthread_rwlock_wrlock(&app->cat_lock);
     free(app->cat);
     app->cat = v.p;
@@ -190,7 +190,7 @@ static pt_result reload_keys(pt_app *app, pt_conn *c)
         free(v.p);
         return rc;
     }
-    qsort(v.p, v.n, sizeof(key_entry), key_cmp);
+    if (v.n) qsort(v.p, v.n, sizeof(key_entry), key_cmp);
     pthread_rwlock_wrlock(&app->cat_lock);
     free(app->keys);
     app->keys = v.p;
@@ -206,7 +206,7 @@ pt_result pt_catalog_find(pt_app *app, uint32_t tenant, const char *name, pt_pur
     strcpy(key.name, name);
     pt_result rc = PT_ERR_NOT_FOUND;
     pthread_rwlock_rdlock(&app->cat_lock);
-    cat_entry *e = bsearch(&key, app->cat, app->ncat, sizeof *e, cat_cmp);
+    cat_entry *e = app->ncat ? bsearch(&key, app->cat, app->ncat, sizeof *e, cat_cmp) : NULL;
     if (e) {
         *out = e->ref;
         rc = PT_OK;
@@ -252,7 +252,7 @@ pt_result pt_auth(pt_app *app, const char *token, size_t len, pt_principal *out)
 
     pt_result rc = PT_ERR_UNAUTHORIZED;
     pthread_rwlock_rdlock(&app->cat_lock);
-    key_entry *e = bsearch(&key, app->keys, app->nkeys, sizeof *e, key_cmp);
+    key_entry *e = app->nkeys ? bsearch(&key, app->keys, app->nkeys, sizeof *e, key_cmp) : NULL;
     if (e && pt_ct_equal(e->hash, h, 32) && !e->revoked) {
         out->tenant = e->tenant;
         out->role = e->role;

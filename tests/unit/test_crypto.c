@@ -1,0 +1,134 @@
+/* Unit tests for the vault primitives and the keyring (core/crypto.c,
+ * core/keyring.c). */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "core/crypto.h"
+#include "core/keyring.h"
+
+static void setup(void) { cr_assert_eq(pt_crypto_init(), 0); }
+
+TestSuite(crypto, .init = setup);
+
+Test(crypto, seal_open_round_trip_and_binding)
+{
+    uint8_t key[PT_KEY_BYTES], subj[PT_ID_BYTES], other[PT_ID_BYTES];
+    pt_random(key, sizeof key);
+    pt_random(subj, sizeof subj);
+    memcpy(other, subj, sizeof other);
+    other[0] ^= 1;
+    const char msg[] = "{\"name\":\"Mario\"}";
+    uint8_t ct[sizeof msg + PT_SEAL_OVERHEAD], pt[sizeof msg];
+    pt_seal(key, "subjects", "profile", subj, (const uint8_t *)msg, sizeof msg, ct);
+    cr_assert_eq(pt_open(key, "subjects", "profile", subj, ct, sizeof ct, pt), PT_OK);
+    cr_assert_eq(memcmp(pt, msg, sizeof msg), 0);
+    /* moved to another subject, column or table: refused */
+    cr_assert_eq(pt_open(key, "subjects", "profile", other, ct, sizeof ct, pt), PT_ERR_CRYPTO);
+    cr_assert_eq(pt_open(key, "subjects", "email", subj, ct, sizeof ct, pt), PT_ERR_CRYPTO);
+    cr_assert_eq(pt_open(key, "events", "profile", subj, ct, sizeof ct, pt), PT_ERR_CRYPTO);
+    /* every single-bit flip is refused */
+    for (size_t i = 0; i < sizeof ct; i++)
+        for (int b = 0; b < 8; b++) {
+            ct[i] ^= (uint8_t)(1u << b);
+            cr_assert_eq(pt_open(key, "subjects", "profile", subj, ct, sizeof ct, pt),
+                         PT_ERR_CRYPTO, "flip at byte %zu bit %d accepted", i, b);
+            ct[i] ^= (uint8_t)(1u << b);
+        }
+    cr_assert_eq(pt_open(key, "subjects", "profile", subj, ct, PT_SEAL_OVERHEAD - 1, pt),
+                 PT_ERR_CRYPTO);
+}
+
+Test(crypto, seal_is_randomised)
+{
+    uint8_t key[PT_KEY_BYTES] = {1}, subj[PT_ID_BYTES] = {2};
+    uint8_t a[4 + PT_SEAL_OVERHEAD], b[4 + PT_SEAL_OVERHEAD];
+    pt_seal(key, "t", "c", subj, (const uint8_t *)"abcd", 4, a);
+    pt_seal(key, "t", "c", subj, (const uint8_t *)"abcd", 4, b);
+    cr_assert_neq(memcmp(a, b, sizeof a), 0, "the same plaintext must not seal the same");
+}
+
+Test(crypto, key_wrap_binds_epoch_and_subject)
+{
+    uint8_t kek[PT_KEY_BYTES], dek[PT_KEY_BYTES], back[PT_KEY_BYTES], subj[PT_ID_BYTES];
+    uint8_t w[PT_WRAPPED_KEY_BYTES];
+    pt_random(kek, sizeof kek);
+    pt_random(dek, sizeof dek);
+    pt_random(subj, sizeof subj);
+    pt_key_wrap(kek, 3, subj, dek, w);
+    cr_assert_eq(pt_key_unwrap(kek, 3, subj, w, back), PT_OK);
+    cr_assert_eq(memcmp(back, dek, sizeof dek), 0);
+    cr_assert_eq(pt_key_unwrap(kek, 4, subj, w, back), PT_ERR_CRYPTO);
+    subj[5] ^= 0x80;
+    cr_assert_eq(pt_key_unwrap(kek, 3, subj, w, back), PT_ERR_CRYPTO);
+}
+
+Test(crypto, blind_index_separates_tenant_and_type)
+{
+    uint8_t k[PT_KEY_BYTES] = {7}, a[32], b[32], c[32], d[32];
+    pt_blind_index(k, 1, 0, "a@b.it", 6, a);
+    pt_blind_index(k, 1, 0, "a@b.it", 6, b);
+    pt_blind_index(k, 2, 0, "a@b.it", 6, c);
+    pt_blind_index(k, 1, 4, "a@b.it", 6, d);
+    cr_assert_eq(memcmp(a, b, 32), 0, "deterministic");
+    cr_assert_neq(memcmp(a, c, 32), 0, "tenants apart");
+    cr_assert_neq(memcmp(a, d, 32), 0, "types apart");
+}
+
+Test(crypto, sha256_known_vector)
+{
+    char hex[PT_SHA256_HEX];
+    pt_sha256_hex("abc", 3, hex);
+    cr_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+Test(crypto, keyring_round_trip)
+{
+    pt_keyring kr, back;
+    pt_err err;
+    char text[PT_KEYRING_TEXT_MAX];
+    pt_keyring_generate(&kr);
+    size_t n = pt_keyring_format(&kr, text);
+    cr_assert_eq(pt_keyring_parse(&back, text, n, &err), PT_OK, "%s", err.detail);
+    cr_assert_eq(memcmp(&kr, &back, sizeof kr), 0);
+    cr_assert_eq(pt_keyring_current_epoch(&back), 1);
+    cr_assert_not_null(pt_keyring_kek(&back, 1));
+    cr_assert_null(pt_keyring_kek(&back, 2));
+    char f1[PT_SHA256_HEX], f2[PT_SHA256_HEX];
+    pt_keyring_fingerprint(&kr, f1);
+    pt_keyring_generate(&back);
+    pt_keyring_fingerprint(&back, f2);
+    cr_assert_str_neq(f1, f2);
+}
+
+Test(crypto, keyring_refuses_bad_text)
+{
+    pt_keyring kr;
+    pt_err err;
+    const char *bad[] = {
+        "",
+        "blind AAAA\nkek 1 AAAA\n",
+        "kek 1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+        "blind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+        "blind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkek 2 "
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkek 1 "
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+        "blind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkek 0 "
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+        "blind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nbogus line\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(pt_keyring_parse(&kr, bad[i], strlen(bad[i]), &err), PT_ERR_INVALID,
+                     "case %zu accepted", i);
+    const char *good = "# c\r\nblind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
+                       "kek 1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkek 7 "
+                       "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+    cr_assert_eq(pt_keyring_parse(&kr, good, strlen(good), &err), PT_OK, "%s", err.detail);
+    cr_assert_eq(pt_keyring_current_epoch(&kr), 7);
+    cr_assert_eq(pt_keyring_kek(&kr, 7)[0], 1);
+}
+
+Test(crypto, constant_time_equal)
+{
+    cr_assert(pt_ct_equal("abcd", "abcd", 4));
+    cr_assert_not(pt_ct_equal("abcd", "abce", 4));
+}
