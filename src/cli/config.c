@@ -117,10 +117,10 @@ void pt_config_keyring_path(const pt_config *c, char *out, size_t cap)
     snprintf(out, cap, "%s.keyring", db);
 }
 
-pt_result pt_config_keyring(const pt_config *c, pt_keyring *kr, pt_err *err)
+pt_result pt_config_keyring(const pt_config *c, pt_keyring *kr, int flag_given, pt_err *err)
 {
     const char *data = getenv("PATTO_KEYRING_DATA");
-    if (data && *data) return pt_keyring_parse(kr, data, strlen(data), err);
+    if (!flag_given && data && *data) return pt_keyring_parse(kr, data, strlen(data), err);
     char path[1100];
     pt_config_keyring_path(c, path, sizeof path);
     FILE *f = fopen(path, "r");

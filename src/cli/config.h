@@ -23,7 +23,8 @@ pt_result pt_config_load(pt_config *c, const char *path, pt_err *err);
 pt_result pt_config_set(pt_config *c, const char *key, const char *value, pt_err *err);
 /* The keyring path for this config: explicit, or DB.keyring. */
 void pt_config_keyring_path(const pt_config *c, char *out, size_t cap);
-/* Loads the keyring from PATTO_KEYRING_DATA or the keyring file. */
-pt_result pt_config_keyring(const pt_config *c, pt_keyring *kr, pt_err *err);
+/* Loads the keyring: from the file when given as a flag (flag_given),
+ * else from PATTO_KEYRING_DATA if set, else from the keyring file. */
+pt_result pt_config_keyring(const pt_config *c, pt_keyring *kr, int flag_given, pt_err *err);
 
 #endif

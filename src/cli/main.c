@@ -91,9 +91,10 @@ static int parse(const char *cmd, int argc, char **argv, const opt_spec *spec, a
 
 static int fail(const char *cmd, const pt_err *e)
 {
-    fprintf(stderr, "patto %s: %s%s%s\n", cmd, e->detail, e->field[0] ? " [" : "",
-            e->field[0] ? e->field : "");
-    if (e->field[0]) fputs("", stderr);
+    if (e->field[0])
+        fprintf(stderr, "patto %s: %s [%s]\n", cmd, e->detail, e->field);
+    else
+        fprintf(stderr, "patto %s: %s\n", cmd, e->detail);
     return EXIT_FAIL;
 }
 
@@ -117,7 +118,7 @@ static int open_app(const char *cmd, const args *a, bool create, bool serve, uns
     static const char *const keys[] = {"db", "listen", "threads", "keyring", NULL};
     for (const char *const *k = keys; *k; k++)
         if (arg(a, *k) && pt_config_set(cfg, *k, arg(a, *k), &e) != PT_OK) return fail(cmd, &e);
-    if (pt_config_keyring(cfg, &kr, &e) != PT_OK) return fail(cmd, &e);
+    if (pt_config_keyring(cfg, &kr, arg(a, "keyring") != NULL, &e) != PT_OK) return fail(cmd, &e);
     pt_app_config ac = {.db_url = cfg->db, .keyring = &kr, .create = create, .serve = serve,
                         .readers = readers};
     pt_result rc = pt_app_open(&ac, app, &e);
@@ -507,7 +508,7 @@ static int cmd_consent(int argc, char **argv)
                                     {"purpose", 1},   {"channels", 1},    {"channel", 1},
                                     {"recipient", 1}, {"notice", 1},      {"notice-version", 1},
                                     {"via", 1},       {"evidence", 1},    {"occurred-at", 1},
-                                    {NULL, 0}};
+                                    {"cursor", 1},    {"limit", 1},       {NULL, 0}};
     args a;
     const char *sub = argc > 0 ? argv[0] : "";
     int x = parse("consent", argc > 0 ? argc - 1 : 0, argv + 1, spec, &a);
@@ -522,7 +523,7 @@ static int cmd_consent(int argc, char **argv)
              "           [--occurred-at 2026-11-29T12:00:00.000Z]\n"
              "       patto consent check --tenant T --subject sub_... --purpose P [--channel C]\n"
              "           [--recipient R]     exit 0 if allowed, 1 if not\n"
-             "       patto consent history --tenant T --subject sub_...\n"
+             "       patto consent history --tenant T --subject sub_... [--limit N] [--cursor C]\n"
              "grant and renew need the notice shown (--notice, --notice-version).");
         return a.help ? 0 : EXIT_USAGE;
     }
@@ -545,7 +546,13 @@ static int cmd_consent(int argc, char **argv)
         goto out;
     }
     if (!strcmp(sub, "history")) {
-        if (pt_consent_history(app, tenant, arg(&a, "subject"), NULL, 1000, &out, &e) != PT_OK)
+        long limit = arg(&a, "limit") ? strtol(arg(&a, "limit"), NULL, 10) : 1000;
+        if (limit < 1 || limit > 1000) {
+            x = usage_error("consent history", "--limit is 1 to 1000%s", "");
+            goto out;
+        }
+        if (pt_consent_history(app, tenant, arg(&a, "subject"), arg(&a, "cursor"),
+                               (uint32_t)limit, &out, &e) != PT_OK)
             x = fail("consent history", &e);
         else
             print_json(out);

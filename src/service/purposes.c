@@ -114,7 +114,7 @@ pt_result pt_purpose_put_prepare(pt_app *app, uint32_t tenant, const char *name,
         return pt_err_set(err, PT_ERR_INVALID, "legal_basis",
                           "legal_basis must be consent, legitimate_interest, contract or "
                           "legal_obligation");
-    if (!json_object_get(body, "channels"))
+    if (!channels)
         return pt_err_set(err, PT_ERR_INVALID, "channels", "field 'channels' is required");
     if (has_renew && (!has_validity || renew >= validity))
         return pt_err_set(err, PT_ERR_INVALID, "renew_before_days",

@@ -34,7 +34,8 @@
 #define PT_NOTICE_NAME_MAX 64
 #define PT_NOTICE_VERSION_MAX 32
 #define PT_LANGUAGE_MAX 16      /* BCP 47 tag, e.g. "it", "en-GB" */
-#define PT_NOTICE_TEXT_MAX 65536
+/* fits, JSON-escaped, in the default 64 KiB request body */
+#define PT_NOTICE_TEXT_MAX 49152
 
 
 typedef struct pt_tenant_rec {

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and black-box tests (gcc), the same under
+# ASan+UBSan (clang), the SIGKILL crash test, and a short fuzzing run.
+# Ends with one line "N passed, N failed" counting every test case.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+CRASH_ROUNDS=${CRASH_ROUNDS:-50}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+passed=0; failed=0
+log=$(mktemp)
+
+count_criterion() { # sums Criterion's "Synthesis" lines of a meson test log
+  python3 - "$1" <<'PY'
+import re, sys
+p = f = 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.search(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)", line)
+    if m:
+        p += int(m.group(2)); f += int(m.group(3)) + int(m.group(4))
+print(p, f)
+PY
+}
+
+run_meson() { # dir label
+  local dir=$1 label=$2
+  echo "== $label"
+  if meson test -C "$dir" --print-errorlogs --num-processes 2 >"$log" 2>&1; then :; else
+    tail -60 "$log"; fi
+  grep -E '^ *[0-9]+/[0-9]+ ' "$log" | sed 's/^/   /'
+  read -r p f < <(count_criterion "$dir/meson-logs/testlog.txt")
+  # a test binary that died before its synthesis line still counts as failed
+  local bad
+  bad=$(grep -cE '^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|ERROR)' "$log" || true)
+  [ "$f" -eq 0 ] && [ "$bad" -gt 0 ] && f=$bad
+  echo "   $label: $p passed, $f failed"
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+echo "== build (gcc)"
+[ -d build ] || meson setup build >/dev/null
+ninja -C build >/dev/null || { echo "build failed"; ninja -C build | tail -30; echo "0 passed, 1 failed"; exit 1; }
+run_meson build "unit + black-box (gcc)"
+
+echo "== build (clang, ASan+UBSan)"
+[ -d build-asan ] || CC=clang meson setup build-asan -Db_sanitize=address,undefined \
+  -Db_lundef=false -Dc_args=-fno-sanitize-recover=all >/dev/null
+if ninja -C build-asan >/dev/null; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_meson build-asan "unit + black-box (clang ASan+UBSan)"
+else
+  echo "sanitizer build failed"; failed=$((failed + 1))
+fi
+
+echo "== crash test ($CRASH_ROUNDS SIGKILL rounds)"
+out=$(python3 tests/crash/crash_test.py build/patto "$CRASH_ROUNDS" 2>&1); echo "$out" | sed 's/^/   /'
+read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+
+echo "== fuzz (${FUZZ_SECONDS}s per target)"
+if ./scripts/fuzz.sh "$FUZZ_SECONDS" 2>&1 | sed 's/^/   /'; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  passed=$((passed + 3)); else failed=$((failed + 1)); fi
+
+rm -f "$log"
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
