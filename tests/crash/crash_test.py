@@ -117,7 +117,7 @@ def main():
     if p.wait(timeout=10) != 0:
         failed += 1
     print(f"crash: {ROUNDS} SIGKILL rounds, {len(all_acked)} acknowledged events, "
-          f"{len(all_acked) - 0} verified present")
+          "all checked against the store after each kill")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
