@@ -14,6 +14,12 @@ void pt_keyring_generate(pt_keyring *kr)
     kr->n_epochs = 1;
     kr->epochs[0] = 1;
     randombytes_buf(kr->kek[0], PT_KEY_BYTES);
+    randombytes_buf(kr->sign_seed, PT_KEY_BYTES);
+}
+
+void pt_keyring_sign_keypair(const pt_keyring *kr, uint8_t pk[32], uint8_t sk[64])
+{
+    crypto_sign_seed_keypair(pk, sk, kr->sign_seed);
 }
 
 static int decode_key(const char *b64, size_t len, uint8_t out[PT_KEY_BYTES])
@@ -28,7 +34,7 @@ static int decode_key(const char *b64, size_t len, uint8_t out[PT_KEY_BYTES])
 pt_result pt_keyring_parse(pt_keyring *kr, const char *text, size_t len, pt_err *err)
 {
     pt_result rc = PT_OK;
-    int have_blind = 0;
+    int have_blind = 0, have_sign = 0;
     size_t line_no = 0;
     memset(kr, 0, sizeof *kr);
     if (len > PT_KEYRING_TEXT_MAX)
@@ -57,6 +63,9 @@ pt_result pt_keyring_parse(pt_keyring *kr, const char *text, size_t len, pt_err 
         if (k == 2 && strcmp(word, "blind") == 0) {
             if (decode_key(a, strlen(a), kr->blind) != 0) goto bad;
             have_blind = 1;
+        } else if (k == 2 && strcmp(word, "sign") == 0) {
+            if (decode_key(a, strlen(a), kr->sign_seed) != 0) goto bad;
+            have_sign = 1;
         } else if (k == 3 && strcmp(word, "kek") == 0) {
             char *e = NULL;
             unsigned long ep = strtoul(a, &e, 10);
@@ -77,14 +86,15 @@ pt_result pt_keyring_parse(pt_keyring *kr, const char *text, size_t len, pt_err 
         sodium_memzero(a, sizeof a);
         sodium_memzero(b, sizeof b);
         rc = pt_err_set(err, PT_ERR_INVALID, "keyring",
-                        "keyring line %zu is not 'blind <base64>' or 'kek <epoch> <base64>' "
-                        "with epochs ascending",
+                        "keyring line %zu is not 'blind <base64>', 'sign <base64>' or "
+                        "'kek <epoch> <base64>' with epochs ascending",
                         line_no);
         goto out;
     }
-    if (!have_blind || kr->n_epochs == 0)
+    if (!have_blind || !have_sign || kr->n_epochs == 0)
         rc = pt_err_set(err, PT_ERR_INVALID, "keyring",
-                        "keyring needs a 'blind' line and at least one 'kek' line");
+                        "keyring needs a 'blind' line, a 'sign' line and at least one 'kek' "
+                        "line");
 out:
     if (rc != PT_OK) pt_keyring_wipe(kr);
     return rc;
@@ -99,6 +109,9 @@ size_t pt_keyring_format(const pt_keyring *kr, char *out)
                                          " without it nothing in the database decrypts.\n");
     sodium_bin2base64(b64, sizeof b64, kr->blind, PT_KEY_BYTES, sodium_base64_VARIANT_ORIGINAL);
     n += (size_t)snprintf(out + n, PT_KEYRING_TEXT_MAX - n, "blind %s\n", b64);
+    sodium_bin2base64(b64, sizeof b64, kr->sign_seed, PT_KEY_BYTES,
+                      sodium_base64_VARIANT_ORIGINAL);
+    n += (size_t)snprintf(out + n, PT_KEYRING_TEXT_MAX - n, "sign %s\n", b64);
     for (uint32_t i = 0; i < kr->n_epochs; i++) {
         sodium_bin2base64(b64, sizeof b64, kr->kek[i], PT_KEY_BYTES,
                           sodium_base64_VARIANT_ORIGINAL);

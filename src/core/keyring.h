@@ -3,6 +3,7 @@
  *     # patto keyring v1
  *     blind <base64 of 32 bytes>
  *     kek <epoch> <base64 of 32 bytes>      (one line per live epoch)
+ *     sign <base64 of a 32-byte Ed25519 seed> (signs the proof log's checkpoints)
  *
  * `patto init` creates it with mode 0600 next to the database
  * (PATH.keyring); `--keyring FILE` or PATTO_KEYRING chooses another file,
@@ -27,9 +28,10 @@ typedef struct pt_keyring {
     uint32_t n_epochs;
     uint32_t epochs[PT_KEYRING_MAX_EPOCHS]; /* ascending */
     uint8_t kek[PT_KEYRING_MAX_EPOCHS][PT_KEY_BYTES];
+    uint8_t sign_seed[PT_KEY_BYTES]; /* Ed25519 seed of the checkpoint signer */
 } pt_keyring;
 
-/* Fresh random keyring with epoch 1. */
+/* Fresh random keyring with epoch 1 and a signing key. */
 void pt_keyring_generate(pt_keyring *kr);
 pt_result pt_keyring_parse(pt_keyring *kr, const char *text, size_t len, pt_err *err);
 /* out must hold PT_KEYRING_TEXT_MAX bytes; returns length. */
@@ -41,6 +43,8 @@ const uint8_t *pt_keyring_kek(const pt_keyring *kr, uint32_t epoch);
 /* A value stored in the database to detect a mismatched keyring at start:
  * HMAC of a constant under the blind key, hex. */
 void pt_keyring_fingerprint(const pt_keyring *kr, char out[PT_SHA256_HEX]);
+/* The signer's Ed25519 key pair, derived from sign_seed. */
+void pt_keyring_sign_keypair(const pt_keyring *kr, uint8_t pk[32], uint8_t sk[64]);
 void pt_keyring_wipe(pt_keyring *kr);
 
 #endif

@@ -21,9 +21,15 @@ static void field_name(pt_err *err, const char *prefix, const char *key)
 pt_result pt_json_fields(const json_t *obj, const char *prefix, const char *const *allowed,
                          const char *const *readonly, pt_err *err)
 {
-    if (!json_is_object(obj))
-        return pt_err_set(err, PT_ERR_INVALID, *prefix ? prefix : "body",
-                          "%s must be a JSON object", *prefix ? prefix : "the body");
+    if (!json_is_object(obj)) {
+        /* the prefix names the member with a trailing '.' ("notice.") */
+        char name[PT_ERR_FIELD_MAX];
+        size_t n = strlen(prefix);
+        if (n && prefix[n - 1] == '.') n--;
+        snprintf(name, sizeof name, "%.*s", (int)n, prefix);
+        return pt_err_set(err, PT_ERR_INVALID, n ? name : "body", "%s must be a JSON object",
+                          n ? name : "the body");
+    }
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)obj, k, v)

@@ -19,14 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *const bb_roles[BB_NROLES] = {"admin", "operator", "marketing", "auditor",
-                                         "recipient"};
+const char *const bb_roles[BB_NROLES] = {"admin", "operator", "marketing", "auditor", "recipient"};
 
 /* Settings that would make the binary read something other than the
  * test's own database and keyring. */
-static const char *const PATTO_ENV[] = {"PATTO_CONFIG",  "PATTO_DB",      "PATTO_LISTEN",
-                                        "PATTO_THREADS", "PATTO_KEYRING", "PATTO_KEYRING_DATA",
-                                        "PATTO_BODY_MAX", NULL};
+static const char *const PATTO_ENV[] = {
+    "PATTO_CONFIG",  "PATTO_DB",           "PATTO_LISTEN",   "PATTO_THREADS",
+    "PATTO_KEYRING", "PATTO_KEYRING_DATA", "PATTO_BODY_MAX", NULL};
 
 static void sleep_ms(long ms)
 {
@@ -49,7 +48,8 @@ const char *bb_bin(void)
 
 static void child_exec(char *const argv[], int out_fd, const char *stderr_path)
 {
-    for (const char *const *e = PATTO_ENV; *e; e++) unsetenv(*e);
+    for (const char *const *e = PATTO_ENV; *e; e++)
+        unsetenv(*e);
     /* the server must not outlive the process that started it */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     int null = open("/dev/null", O_RDWR);
@@ -58,8 +58,8 @@ static void child_exec(char *const argv[], int out_fd, const char *stderr_path)
         dup2(out_fd, 1);
     else if (null >= 0)
         dup2(null, 1);
-    int err = stderr_path ? open(stderr_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
-                          : null;
+    int err =
+        stderr_path ? open(stderr_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : null;
     if (err >= 0) dup2(err, 2);
     execv(argv[0], argv);
     fprintf(stderr, "blackbox: cannot exec %s: %s\n", argv[0], strerror(errno));
@@ -73,7 +73,8 @@ int bb_cli(char *out, size_t cap, bool last_line, const char *stderr_path, ...)
     argv[n++] = (char *)bb_bin();
     va_list ap;
     va_start(ap, stderr_path);
-    for (const char *a; n < 39 && (a = va_arg(ap, const char *));) argv[n++] = (char *)a;
+    for (const char *a; n < 39 && (a = va_arg(ap, const char *));)
+        argv[n++] = (char *)a;
     va_end(ap);
     argv[n] = NULL;
 
@@ -262,11 +263,11 @@ int bb_main(int argc, char **argv)
     setenv("BB_KEY_ADMIN", srv.admin_key, 1);
     for (int i = 1; i < BB_NROLES; i++) {
         char key[160], name[64];
-        int rc = bb_cli(key, sizeof key, true, clilog, "key", "create", "--db", srv.db,
-                        "--tenant", BB_TENANT_A, "--role", bb_roles[i], (char *)NULL);
+        int rc = bb_cli(key, sizeof key, true, clilog, "key", "create", "--db", srv.db, "--tenant",
+                        BB_TENANT_A, "--role", bb_roles[i], (char *)NULL);
         if (rc != 0 || strncmp(key, "patto_", 6) != 0) {
-            fprintf(stderr, "blackbox: `patto key create --role %s` exited %d: '%s'\n",
-                    bb_roles[i], rc, key);
+            fprintf(stderr, "blackbox: `patto key create --role %s` exited %d: '%s'\n", bb_roles[i],
+                    rc, key);
             criterion_finalize(tests);
             return 1;
         }
@@ -306,7 +307,10 @@ int bb_main(int argc, char **argv)
                 "blackbox: FAIL: `patto serve` did not exit 0 on SIGTERM (wait status %d:%s "
                 "%d); its stderr ends with:\n%s\n",
                 st, WIFEXITED(st) ? " exit" : " signal",
-                WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? WTERMSIG(st) : -1, log);
+                WIFEXITED(st)     ? WEXITSTATUS(st)
+                : WIFSIGNALED(st) ? WTERMSIG(st)
+                                  : -1,
+                log);
         result = 1;
     }
     if (result == 0 && !getenv("BB_KEEP"))
@@ -326,13 +330,14 @@ static struct {
 } ctx;
 
 static pthread_mutex_t track_mu = PTHREAD_MUTEX_INITIALIZER;
+enum { T_MEM, T_RESP, T_JSON };
 static struct tracked {
     void *p;
-    bool resp;
-} *track;
+    int kind;
+} * track;
 static size_t ntrack, track_cap;
 
-static void *tracked(void *p, bool resp)
+static void *tracked(void *p, int kind)
 {
     if (!p) return NULL;
     pthread_mutex_lock(&track_mu);
@@ -344,7 +349,7 @@ static void *tracked(void *p, bool resp)
         track_cap = nc;
     }
     track[ntrack].p = p;
-    track[ntrack].resp = resp;
+    track[ntrack].kind = kind;
     ntrack++;
     pthread_mutex_unlock(&track_mu);
     return p;
@@ -383,9 +388,11 @@ void bb_suite_fini(void)
 {
     pthread_mutex_lock(&track_mu);
     for (size_t i = 0; i < ntrack; i++) {
-        if (track[i].resp) {
-            bb_resp_clear(track[i].p);
+        if (track[i].kind == T_JSON) {
+            json_decref(track[i].p);
+            continue;
         }
+        if (track[i].kind == T_RESP) bb_resp_clear(track[i].p);
         free(track[i].p);
     }
     free(track);
@@ -398,10 +405,22 @@ void bb_suite_fini(void)
     ctx.curl = false;
 }
 
-int bb_port(void) { return ctx.port; }
-const char *bb_db(void) { return ctx.db; }
-const char *bb_dir(void) { return ctx.dir; }
-const char *bb_key_b(void) { return ctx.key_b; }
+int bb_port(void)
+{
+    return ctx.port;
+}
+const char *bb_db(void)
+{
+    return ctx.db;
+}
+const char *bb_dir(void)
+{
+    return ctx.dir;
+}
+const char *bb_key_b(void)
+{
+    return ctx.key_b;
+}
 
 const char *bb_key(const char *role)
 {
@@ -424,7 +443,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb;
     if (b->n + n + 1 > b->cap) {
         size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->n + n + 1) nc *= 2;
+        while (nc < b->n + n + 1)
+            nc *= 2;
         char *np = realloc(b->p, nc);
         if (!np) return 0;
         b->p = np;
@@ -444,7 +464,8 @@ static void header_value(char *dst, size_t cap, const char *line, size_t n, size
         v++;
         vl--;
     }
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) vl--;
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+        vl--;
     if (vl >= cap) vl = cap - 1;
     memcpy(dst, v, vl);
     dst[vl] = '\0';
@@ -574,7 +595,7 @@ bb_resp *bb_do(const bb_req *req)
 {
     if (!shared_handle) shared_handle = curl_easy_init();
     cr_assert_not_null(shared_handle);
-    bb_resp *r = tracked(calloc(1, sizeof *r), true);
+    bb_resp *r = tracked(calloc(1, sizeof *r), T_RESP);
     cr_assert_not_null(r);
     int rc = bb_request(shared_handle, req, r);
     cr_assert_eq(rc, 0, "%s %s: transfer failed: %s", req->method, req->path, r->curl_error);
@@ -584,12 +605,20 @@ bb_resp *bb_do(const bb_req *req)
 bb_resp *bb_http(const char *method, const char *path, const char *key, const char *content_type,
                  const char *body)
 {
-    bb_req q = {.method = method, .path = path, .key = key, .content_type = content_type,
-                .body = body, .body_len = body ? strlen(body) : 0, .has_body = body != NULL};
+    bb_req q = {.method = method,
+                .path = path,
+                .key = key,
+                .content_type = content_type,
+                .body = body,
+                .body_len = body ? strlen(body) : 0,
+                .has_body = body != NULL};
     return bb_do(&q);
 }
 
-bb_resp *bb_get(const char *path, const char *key) { return bb_http("GET", path, key, NULL, NULL); }
+bb_resp *bb_get(const char *path, const char *key)
+{
+    return bb_http("GET", path, key, NULL, NULL);
+}
 
 bb_resp *bb_send(const char *method, const char *path, const char *key, json_t *body)
 {
@@ -597,7 +626,7 @@ bb_resp *bb_send(const char *method, const char *path, const char *key, json_t *
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     cr_assert_not_null(s);
-    tracked(s, false);
+    tracked(s, T_MEM);
     return bb_http(method, path, key, "application/json", s);
 }
 
@@ -637,8 +666,7 @@ void bb_assert_problem(const bb_resp *r, long status, const char *field)
     if (field) {
         const json_t *f = json_object_get(r->json, "field");
         cr_assert(json_is_string(f) && strcmp(json_string_value(f), field) == 0,
-                  "%s %s: problem field must be '%s': %.400s", r->method, r->path, field,
-                  r->body);
+                  "%s %s: problem field must be '%s': %.400s", r->method, r->path, field, r->body);
     }
 }
 
@@ -653,11 +681,26 @@ void bb_assert_json(const bb_resp *r, long status)
               r->path, r->body);
 }
 
+json_t *bb_track_json(json_t *v)
+{
+    cr_assert_not_null(v);
+    return tracked(v, T_JSON);
+}
+
+char *bb_server_log_tail(const bb_server *s, size_t max)
+{
+    char *buf = tracked(malloc(max + 1), T_MEM);
+    cr_assert_not_null(buf);
+    off_t size = file_size(s->log);
+    read_from(s->log, size > (off_t)max ? size - (off_t)max : 0, buf, max + 1);
+    return buf;
+}
+
 /* ------------------------------------------------------------ strings */
 
 char *bb_strdup(const char *s)
 {
-    char *d = tracked(strdup(s), false);
+    char *d = tracked(strdup(s), T_MEM);
     cr_assert_not_null(d);
     return d;
 }
@@ -670,14 +713,14 @@ char *bb_fmt(const char *fmt, ...)
     int n = vasprintf(&s, fmt, ap);
     va_end(ap);
     cr_assert(n >= 0);
-    return tracked(s, false);
+    return tracked(s, T_MEM);
 }
 
 char *bb_urlencode(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(s);
-    char *o = tracked(malloc(3 * n + 1), false);
+    char *o = tracked(malloc(3 * n + 1), T_MEM);
     cr_assert_not_null(o);
     char *p = o;
     for (size_t i = 0; i < n; i++) {
@@ -711,7 +754,8 @@ char *bb_random_subject_id(void)
     cr_assert_eq(read(fd, rnd, sizeof rnd), (ssize_t)sizeof rnd);
     close(fd);
     char id[32] = "sub_";
-    for (int i = 0; i < 25; i++) id[4 + i] = alpha[rnd[i] & 31];
+    for (int i = 0; i < 25; i++)
+        id[4 + i] = alpha[rnd[i] & 31];
     id[29] = last[rnd[25] & 7];
     id[30] = '\0';
     return bb_strdup(id);
@@ -722,7 +766,7 @@ char *bb_random_subject_id(void)
 static const char *dump(const json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT);
-    return s ? tracked(s, false) : "(null)";
+    return s ? tracked(s, T_MEM) : "(null)";
 }
 
 const char *bb_jstr(const json_t *o, const char *key)
@@ -802,18 +846,19 @@ int64_t bb_parse_time(const char *s)
 /* ------------------------------------------------------------ SHA-256 */
 
 static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-static uint32_t ror(uint32_t x, unsigned n) { return (x >> n) | (x << (32 - n)); }
+static uint32_t ror(uint32_t x, unsigned n)
+{
+    return (x >> n) | (x << (32 - n));
+}
 
 static void sha_block(uint32_t h[8], const uint8_t *p)
 {
@@ -828,8 +873,8 @@ static void sha_block(uint32_t h[8], const uint8_t *p)
     }
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
     for (int i = 0; i < 64; i++) {
-        uint32_t t1 = k + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] +
-                      w[i];
+        uint32_t t1 =
+            k + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
         uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
         k = g;
         g = f;
@@ -867,19 +912,21 @@ void bb_sha256_hex(const void *data, size_t len, char out[65])
     tail[left] = 0x80;
     size_t tl = left + 1 + 8 <= 64 ? 64 : 128;
     uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++) tail[tl - 1 - i] = (uint8_t)(bits >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        tail[tl - 1 - i] = (uint8_t)(bits >> (8 * i));
     sha_block(h, tail);
     if (tl == 128) sha_block(h, tail + 64);
-    for (int i = 0; i < 8; i++) snprintf(out + 8 * i, 9, "%08x", h[i]);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 8 * i, 9, "%08x", h[i]);
 }
 
 /* ------------------------------------------------------------ API shortcuts */
 
 char *bb_create_subject(const char *key, const char *email)
 {
-    json_t *body = email ? json_pack("{s:[{s:s, s:s}]}", "identifiers", "type", "email", "value",
-                                     email)
-                         : json_pack("{s:{s:s}}", "profile", "note", "blackbox");
+    json_t *body =
+        email ? json_pack("{s:[{s:s, s:s}]}", "identifiers", "type", "email", "value", email)
+              : json_pack("{s:{s:s}}", "profile", "note", "blackbox");
     bb_resp *r = bb_send("POST", "/v1/subjects", key, body);
     bb_assert_json(r, 201);
     const char *id = bb_jstr(r->json, "subject");
@@ -887,14 +934,14 @@ char *bb_create_subject(const char *key, const char *email)
     return bb_strdup(id);
 }
 
-bb_resp *bb_consent(const char *key, const char *subject, const char *purpose,
-                    const char *action, const char *channels, const char *occurred_at)
+bb_resp *bb_consent(const char *key, const char *subject, const char *purpose, const char *action,
+                    const char *channels, const char *occurred_at)
 {
-    json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "subject", subject, "purpose", purpose,
-                          "action", action, "collected_via", "api");
+    json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "subject", subject, "purpose", purpose, "action",
+                          action, "collected_via", "api");
     if (strcmp(action, "grant") == 0 || strcmp(action, "renew") == 0)
-        json_object_set_new(b, "notice", json_pack("{s:s, s:s}", "notice", "privacy", "version",
-                                                   "1"));
+        json_object_set_new(b, "notice",
+                            json_pack("{s:s, s:s}", "notice", "privacy", "version", "1"));
     if (channels) {
         json_t *c = json_loads(channels, 0, NULL);
         cr_assert_not_null(c, "bad channels text in the test: %s", channels);

@@ -43,7 +43,8 @@ const char *bb_bin(void);
 /* Runs `patto ARGS...` (NULL-terminated), stdout captured into out (the
  * last non-empty line if last_line), stderr to the given file or
  * /dev/null. Returns the exit status, or -1 if it did not exit normally. */
-int bb_cli(char *out, size_t cap, bool last_line, const char *stderr_path, ...);
+int bb_cli(char *out, size_t cap, bool last_line, const char *stderr_path, ...)
+    __attribute__((sentinel));
 
 /* Creates a temporary directory and `patto init --db DIR/patto.db --tenant NAME`. */
 int bb_server_init_db(bb_server *s, const char *tenant, char *err, size_t errcap);
@@ -53,6 +54,8 @@ int bb_server_spawn(bb_server *s, char *err, size_t errcap);
  * status; *exited0 says whether it exited normally with status 0. */
 int bb_server_stop(bb_server *s, bool *exited0);
 void bb_server_cleanup(bb_server *s);
+/* The last max bytes of the server's stderr (tracked: worker side only). */
+char *bb_server_log_tail(const bb_server *s, size_t max);
 
 /* The runner's main: starts the per-file server, runs the tests, stops
  * the server (exit status 0 required). */
@@ -81,16 +84,16 @@ typedef struct bb_resp {
     char cache_control[64];
     char *body; /* NUL-terminated */
     size_t body_len;
-    json_t *json; /* the body parsed, or NULL */
+    json_t *json;  /* the body parsed, or NULL */
     long connects; /* new connections this transfer made (keep-alive check) */
     char curl_error[CURL_ERROR_SIZE];
 } bb_resp;
 
 typedef struct bb_req {
     const char *method;
-    const char *path; /* with the query string */
-    const char *key;  /* NULL: no Authorization header */
-    const char *auth_header; /* overrides key: the whole header line */
+    const char *path;         /* with the query string */
+    const char *key;          /* NULL: no Authorization header */
+    const char *auth_header;  /* overrides key: the whole header line */
     const char *content_type; /* NULL with a body: no Content-Type at all */
     const char *body;
     size_t body_len;
@@ -118,6 +121,9 @@ bb_resp *bb_send(const char *method, const char *path, const char *key, json_t *
 void bb_assert_problem(const bb_resp *r, long status, const char *field);
 /* Asserts status and application/json with a parsed object body. */
 void bb_assert_json(const bb_resp *r, long status);
+
+/* Tracked JSON: decref'ed by bb_suite_fini (the reference is stolen). */
+json_t *bb_track_json(json_t *v);
 
 /* Tracked strings. */
 char *bb_strdup(const char *s);
@@ -151,8 +157,8 @@ char *bb_create_subject(const char *key, const char *email);
 /* POST /v1/consents for a subject. channels: NULL, or a JSON array text
  * such as "[\"email\"]"; notice NULL: the "privacy" version "1" notice
  * for grant/renew, none otherwise; occurred_at NULL: not sent. */
-bb_resp *bb_consent(const char *key, const char *subject, const char *purpose,
-                    const char *action, const char *channels, const char *occurred_at);
+bb_resp *bb_consent(const char *key, const char *subject, const char *purpose, const char *action,
+                    const char *channels, const char *occurred_at);
 /* Number of events in a subject's history (all pages). */
 size_t bb_history_len(const char *key, const char *subject);
 /* GET /v1/check; recipient and channel may be NULL. */

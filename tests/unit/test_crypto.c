@@ -120,11 +120,13 @@ Test(crypto, keyring_refuses_bad_text)
         cr_assert_eq(pt_keyring_parse(&kr, bad[i], strlen(bad[i]), &err), PT_ERR_INVALID,
                      "case %zu accepted", i);
     const char *good = "# c\r\nblind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
+                       "sign AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
                        "kek 1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkek 7 "
                        "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
     cr_assert_eq(pt_keyring_parse(&kr, good, strlen(good), &err), PT_OK, "%s", err.detail);
     cr_assert_eq(pt_keyring_current_epoch(&kr), 7);
     cr_assert_eq(pt_keyring_kek(&kr, 7)[0], 1);
+    cr_assert_eq(kr.sign_seed[0], 2);
 }
 
 Test(crypto, constant_time_equal)
