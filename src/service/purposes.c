@@ -247,7 +247,6 @@ static pt_result notice_fn(pt_wctx *w, void *arg, pt_err *err)
          * people were shown. */
         bool same = strcmp(old.sha256, a->rec.sha256) == 0 && strcmp(old.language, a->rec.language) == 0;
         if (same) {
-            old.text = NULL;
             a->op->out = notice_doc(&old, false);
             a->op->status = 200;
         }
