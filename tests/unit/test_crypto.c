@@ -104,17 +104,18 @@ Test(crypto, keyring_refuses_bad_text)
 {
     pt_keyring kr;
     pt_err err;
+#define K "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define SIGN "sign " K "\n"
+    /* each case is valid but for one defect */
     const char *bad[] = {
         "",
-        "blind AAAA\nkek 1 AAAA\n",
-        "kek 1 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-        "blind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-        "blind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkek 2 "
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkek 1 "
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-        "blind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkek 0 "
-        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
-        "blind AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nbogus line\n",
+        ("blind AAAA\n" SIGN "kek 1 " K "\n"),          /* short key */
+        (SIGN "kek 1 " K "\n"),                         /* no blind */
+        ("blind " K "\n" SIGN),                         /* no kek */
+        ("blind " K "\nkek 1 " K "\n"),                 /* no sign */
+        ("blind " K "\n" SIGN "kek 2 " K "\nkek 1 " K "\n"), /* epochs descending */
+        ("blind " K "\n" SIGN "kek 0 " K "\n"),         /* epoch 0 */
+        ("blind " K "\n" SIGN "kek 1 " K "\nbogus line\n"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(pt_keyring_parse(&kr, bad[i], strlen(bad[i]), &err), PT_ERR_INVALID,
