@@ -1,8 +1,8 @@
 /* sqlite.c - the SQLite backend of store.h.
  *
- * One pt_store is a path (plus the VFS to use); connections are opened on
+ * One sqlite_store is a path (plus the VFS to use); connections are opened on
  * demand, one sqlite3 handle each, opened SQLITE_OPEN_NOMUTEX because a
- * pt_conn is used by one thread at a time and the library's own global
+ * sqlite_conn is used by one thread at a time and the library's own global
  * state is serialised by SQLite itself (we refuse a SQLITE_THREADSAFE=0
  * build). Every connection runs in WAL mode with synchronous=FULL, so a
  * COMMIT returns only once the WAL is fsynced.
@@ -17,7 +17,7 @@
  * Error details name only the kind of object and the operation, never a
  * value: values are personal data or key material. For the same reason we
  * never copy sqlite3_errmsg() (it can quote values) into a pt_err. */
-#include "store.h"
+#include "backend.h"
 
 #include <sqlite3.h>
 
@@ -313,14 +313,16 @@ static const char *const SQL[S__COUNT] = {
 
 #define FAULT_VFS_NAME "patto-fault"
 
-struct pt_store {
+typedef struct sqlite_store {
+    struct pt_store base; /* first: the dispatch table */
     char *path;
     const char *vfs; /* NULL = SQLite's default VFS */
     int schema_version;
-};
+} sqlite_store;
 
-struct pt_conn {
-    pt_store *store;
+typedef struct sqlite_conn {
+    struct pt_conn base; /* first: the dispatch table */
+    sqlite_store *store;
     sqlite3 *db;
     /* Set once an fsync/IO error was seen: after a failed fsync the state
      * of the file is unknown, so this connection refuses new transactions
@@ -328,7 +330,7 @@ struct pt_conn {
     bool fatal;
     sqlite3_stmt *st[S__COUNT];
     bool busy[S__COUNT];
-};
+} sqlite_conn;
 
 /* ------------------------------------------------------------------------
  * Fault injection: TEST-ONLY hooks for the crash and fault tests. They are
@@ -635,7 +637,7 @@ static int fault_env(const char *name, long long *n)
 }
 
 /* Decides which VFS a store being opened uses. */
-static pt_result fault_setup(pt_store *s, pt_err *err)
+static pt_result fault_setup(sqlite_store *s, pt_err *err)
 {
     long long fsync_n = -1, full_n = -1;
     int a = fault_env("PATTO_FAULT_FSYNC_AFTER", &fsync_n);
@@ -662,7 +664,7 @@ static pt_result fault_setup(pt_store *s, pt_err *err)
 /* Maps an SQLite result code. what names the operation ("event insert"),
  * conflict_field/conflict_detail describe a unique violation in terms of
  * the object, never its value. */
-static pt_result fail_ex(pt_conn *c, int rc, pt_err *err, const char *what,
+static pt_result fail_ex(sqlite_conn *c, int rc, pt_err *err, const char *what,
                          const char *conflict_field, const char *conflict_detail)
 {
     pt_result r;
@@ -706,7 +708,7 @@ static pt_result fail_ex(pt_conn *c, int rc, pt_err *err, const char *what,
     }
 }
 
-static pt_result fail(pt_conn *c, int rc, pt_err *err, const char *what)
+static pt_result fail(sqlite_conn *c, int rc, pt_err *err, const char *what)
 {
     return fail_ex(c, rc, err, what, NULL, NULL);
 }
@@ -714,7 +716,7 @@ static pt_result fail(pt_conn *c, int rc, pt_err *err, const char *what)
 /* ------------------------------------------------------------------------
  * Statement cache. */
 
-static int stmt_get(pt_conn *c, enum stmt_id id, sqlite3_stmt **out)
+static int stmt_get(sqlite_conn *c, enum stmt_id id, sqlite3_stmt **out)
 {
     *out = NULL;
     if (c->busy[id]) {
@@ -732,7 +734,7 @@ static int stmt_get(pt_conn *c, enum stmt_id id, sqlite3_stmt **out)
     return SQLITE_OK;
 }
 
-static void stmt_put(pt_conn *c, enum stmt_id id, sqlite3_stmt *st)
+static void stmt_put(sqlite_conn *c, enum stmt_id id, sqlite3_stmt *st)
 {
     if (!st) return;
     if (st == c->st[id]) {
@@ -812,7 +814,7 @@ static int64_t col_i64(sqlite3_stmt *st, int i)
 }
 
 /* Runs a statement that returns no rows of interest (BEGIN, COMMIT...). */
-static int exec_one(pt_conn *c, enum stmt_id id)
+static int exec_one(sqlite_conn *c, enum stmt_id id)
 {
     sqlite3_stmt *st;
     int rc = stmt_get(c, id, &st);
@@ -832,7 +834,7 @@ static int step_write(sqlite3_stmt *st)
 typedef pt_result (*visit_fn)(sqlite3_stmt *st, void *arg, int *stop);
 
 /* Streams every row of a bound statement to visit. */
-static pt_result scan_rows(pt_conn *c, sqlite3_stmt *st, const char *what, visit_fn visit,
+static pt_result scan_rows(sqlite_conn *c, sqlite3_stmt *st, const char *what, visit_fn visit,
                            void *arg)
 {
     for (;;) {
@@ -911,7 +913,7 @@ static int configure(sqlite3 *db, pt_err *err)
     return rc;
 }
 
-static pt_result open_db(pt_store *s, int create, sqlite3 **out, pt_err *err)
+static pt_result open_db(sqlite_store *s, int create, sqlite3 **out, pt_err *err)
 {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
     if (create) flags |= SQLITE_OPEN_CREATE;
@@ -983,7 +985,7 @@ static pt_result too_new(pt_err *err, int v)
                       v, SCHEMA_VERSION);
 }
 
-static pt_result migrate(pt_store *s, sqlite3 *db, pt_err *err)
+static pt_result migrate(sqlite_store *s, sqlite3 *db, pt_err *err)
 {
     int cur = 0;
     int rc = read_version(db, &cur);
@@ -1048,9 +1050,11 @@ static pt_result migrate(pt_store *s, sqlite3 *db, pt_err *err)
     return PT_OK;
 }
 
-pt_result pt_store_open(const char *url, int create, pt_store **out, pt_err *err)
+static void sq_store_close(pt_store *base);
+
+static pt_result sq_store_open(const char *url, int create, pt_store **out, pt_err *err)
 {
-    pt_store *s = NULL;
+    sqlite_store *s = NULL;
     sqlite3 *db = NULL;
     pt_result r = PT_OK;
     pt_err_clear(err);
@@ -1086,32 +1090,36 @@ pt_result pt_store_open(const char *url, int create, pt_store **out, pt_err *err
     if (r != PT_OK) goto out;
     r = migrate(s, db, err);
     if (r != PT_OK) goto out;
-    *out = s;
+    s->base.ops = &pt_sqlite_ops;
+    *out = &s->base;
     s = NULL;
 out:
     sqlite3_close(db);
-    pt_store_close(s);
+    sq_store_close(s ? &s->base : NULL);
     return r;
 }
 
-void pt_store_close(pt_store *s)
+static void sq_store_close(pt_store *base)
 {
+    sqlite_store *s = (sqlite_store *)base;
     if (!s) return;
     free(s->path);
     free(s);
 }
 
-int pt_store_schema_version(pt_store *s)
+static int sq_store_schema_version(pt_store *base)
 {
+    sqlite_store *s = (sqlite_store *)base;
     return s ? s->schema_version : 0;
 }
 
-pt_result pt_conn_open(pt_store *s, pt_conn **out, pt_err *err)
+static pt_result sq_conn_open(pt_store *base, pt_conn **out, pt_err *err)
 {
+    sqlite_store *s = (sqlite_store *)base;
     pt_err_clear(err);
     if (!s || !out) return pt_err_set(err, PT_ERR_INVALID, "", "no store");
     *out = NULL;
-    pt_conn *c = calloc(1, sizeof *c);
+    sqlite_conn *c = calloc(1, sizeof *c);
     if (!c) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
     /* s is read-only after pt_store_open, so no lock is needed here. */
     pt_result r = open_db(s, 0, &c->db, err);
@@ -1120,12 +1128,14 @@ pt_result pt_conn_open(pt_store *s, pt_conn **out, pt_err *err)
         return r;
     }
     c->store = s;
-    *out = c;
+    c->base.ops = &pt_sqlite_ops;
+    *out = &c->base;
     return PT_OK;
 }
 
-void pt_conn_close(pt_conn *c)
+static void sq_conn_close(pt_conn *base)
 {
+    sqlite_conn *c = (sqlite_conn *)base;
     if (!c) return;
     for (int i = 0; i < S__COUNT; i++)
         sqlite3_finalize(c->st[i]);
@@ -1137,8 +1147,9 @@ void pt_conn_close(pt_conn *c)
 /* ------------------------------------------------------------------------
  * Transactions. */
 
-pt_result pt_tx_begin(pt_conn *c, pt_err *err)
+static pt_result sq_tx_begin(pt_conn *c_base, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (c->fatal)
         return pt_err_set(err, PT_ERR_STORAGE_FATAL, "",
                           "an earlier I/O error left the database in an unknown state; restart");
@@ -1147,8 +1158,9 @@ pt_result pt_tx_begin(pt_conn *c, pt_err *err)
     return PT_OK;
 }
 
-pt_result pt_tx_commit(pt_conn *c, pt_err *err)
+static pt_result sq_tx_commit(pt_conn *c_base, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     /* SQLite rolls the whole transaction back on some errors (disk full,
      * I/O error); committing then would report success for nothing. */
     if (sqlite3_get_autocommit(c->db))
@@ -1163,36 +1175,41 @@ pt_result pt_tx_commit(pt_conn *c, pt_err *err)
     return r;
 }
 
-void pt_tx_rollback(pt_conn *c)
+static void sq_tx_rollback(pt_conn *c_base)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!c || sqlite3_get_autocommit(c->db)) return;
     exec_one(c, S_ROLLBACK);
 }
 
-pt_result pt_tx_savepoint(pt_conn *c, pt_err *err)
+static pt_result sq_tx_savepoint(pt_conn *c_base, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     int rc = exec_one(c, S_SAVEPOINT);
     if (rc != SQLITE_DONE) return fail(c, rc, err, "savepoint");
     return PT_OK;
 }
 
-pt_result pt_tx_release(pt_conn *c, pt_err *err)
+static pt_result sq_tx_release(pt_conn *c_base, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     int rc = exec_one(c, S_RELEASE);
     if (rc != SQLITE_DONE) return fail(c, rc, err, "savepoint release");
     return PT_OK;
 }
 
-void pt_tx_rollback_to(pt_conn *c)
+static void sq_tx_rollback_to(pt_conn *c_base)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!c || sqlite3_get_autocommit(c->db)) return;
     /* ROLLBACK TO keeps the savepoint open; RELEASE pops it so that
      * savepoints do not pile up across the jobs of a group commit. */
     if (exec_one(c, S_ROLLBACK_TO) == SQLITE_DONE) exec_one(c, S_RELEASE);
 }
 
-pt_result pt_db_data_version(pt_conn *c, int64_t *out)
+static pt_result sq_db_data_version(pt_conn *c_base, int64_t *out)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_DATA_VERSION, &st);
     if (rc != SQLITE_OK) return fail(c, rc, NULL, "data version");
@@ -1205,8 +1222,9 @@ pt_result pt_db_data_version(pt_conn *c, int64_t *out)
 /* ------------------------------------------------------------------------
  * Meta. */
 
-pt_result pt_db_meta_get(pt_conn *c, const char *key, char *value, size_t cap)
+static pt_result sq_db_meta_get(pt_conn *c_base, const char *key, char *value, size_t cap)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!key || !value || cap == 0) return PT_ERR_INVALID;
     sqlite3_stmt *st;
     pt_result r = PT_OK;
@@ -1238,8 +1256,9 @@ out:
     return r;
 }
 
-pt_result pt_db_meta_set(pt_conn *c, const char *key, const char *value)
+static pt_result sq_db_meta_set(pt_conn *c_base, const char *key, const char *value)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!key || !value) return PT_ERR_INVALID;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_META_SET, &st);
@@ -1261,8 +1280,9 @@ static void read_tenant(sqlite3_stmt *st, pt_tenant_rec *r)
     r->created_at = col_i64(st, 2);
 }
 
-pt_result pt_db_tenant_insert(pt_conn *c, pt_tenant_rec *r, pt_err *err)
+static pt_result sq_db_tenant_insert(pt_conn *c_base, pt_tenant_rec *r, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_TENANT_INSERT, &st);
     /* id 0 lets the database allocate one; a set id (restore) is kept. */
@@ -1281,7 +1301,7 @@ pt_result pt_db_tenant_insert(pt_conn *c, pt_tenant_rec *r, pt_err *err)
     return fail_ex(c, rc, err, "tenant insert", "name", "a tenant with that name already exists");
 }
 
-static pt_result tenant_get(pt_conn *c, enum stmt_id id, const char *name, uint32_t tid,
+static pt_result tenant_get(sqlite_conn *c, enum stmt_id id, const char *name, uint32_t tid,
                             pt_tenant_rec *out)
 {
     sqlite3_stmt *st;
@@ -1298,14 +1318,16 @@ static pt_result tenant_get(pt_conn *c, enum stmt_id id, const char *name, uint3
     return fail(c, rc, NULL, "tenant get");
 }
 
-pt_result pt_db_tenant_by_name(pt_conn *c, const char *name, pt_tenant_rec *out)
+static pt_result sq_db_tenant_by_name(pt_conn *c_base, const char *name, pt_tenant_rec *out)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!name) return PT_ERR_INVALID;
     return tenant_get(c, S_TENANT_BY_NAME, name, 0, out);
 }
 
-pt_result pt_db_tenant_by_id(pt_conn *c, uint32_t id, pt_tenant_rec *out)
+static pt_result sq_db_tenant_by_id(pt_conn *c_base, uint32_t id, pt_tenant_rec *out)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     return tenant_get(c, S_TENANT_BY_ID, NULL, id, out);
 }
 
@@ -1323,8 +1345,9 @@ static pt_result visit_tenant(sqlite3_stmt *st, void *arg, int *stop)
     return PT_OK;
 }
 
-pt_result pt_db_tenant_list(pt_conn *c, pt_tenant_cb cb, void *ctx)
+static pt_result sq_db_tenant_list(pt_conn *c_base, pt_tenant_cb cb, void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct tenant_scan a = {cb, ctx};
     sqlite3_stmt *st;
@@ -1338,8 +1361,9 @@ pt_result pt_db_tenant_list(pt_conn *c, pt_tenant_cb cb, void *ctx)
 /* ------------------------------------------------------------------------
  * API keys. */
 
-pt_result pt_db_key_insert(pt_conn *c, const pt_key_rec *r, pt_err *err)
+static pt_result sq_db_key_insert(pt_conn *c_base, const pt_key_rec *r, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_KEY_INSERT, &st);
     b_blob(st, &rc, 1, r->id, sizeof r->id);
@@ -1376,8 +1400,9 @@ static pt_result visit_key(sqlite3_stmt *st, void *arg, int *stop)
     return PT_OK;
 }
 
-pt_result pt_db_key_list(pt_conn *c, uint32_t tenant, pt_key_cb cb, void *ctx)
+static pt_result sq_db_key_list(pt_conn *c_base, uint32_t tenant, pt_key_cb cb, void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct key_scan a = {cb, ctx};
     enum stmt_id id = tenant ? S_KEY_LIST_TENANT : S_KEY_LIST_ALL;
@@ -1390,8 +1415,9 @@ pt_result pt_db_key_list(pt_conn *c, uint32_t tenant, pt_key_cb cb, void *ctx)
     return r;
 }
 
-pt_result pt_db_key_revoke(pt_conn *c, uint32_t tenant, const uint8_t id[PT_ID_BYTES], int64_t at)
+static pt_result sq_db_key_revoke(pt_conn *c_base, uint32_t tenant, const uint8_t id[PT_ID_BYTES], int64_t at)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_KEY_REVOKE, &st);
     b_blob(st, &rc, 1, id, PT_ID_BYTES);
@@ -1428,8 +1454,9 @@ static pt_result read_purpose(sqlite3_stmt *st, pt_purpose_rec *r)
     return PT_OK;
 }
 
-pt_result pt_db_purpose_put(pt_conn *c, const pt_purpose_rec *r, pt_err *err)
+static pt_result sq_db_purpose_put(pt_conn *c_base, const pt_purpose_rec *r, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if ((unsigned)r->rule.basis >= PT_BASIS__COUNT)
         return pt_err_set(err, PT_ERR_INVALID, "basis", "unknown legal basis");
     sqlite3_stmt *st;
@@ -1458,8 +1485,9 @@ pt_result pt_db_purpose_put(pt_conn *c, const pt_purpose_rec *r, pt_err *err)
     return PT_OK;
 }
 
-pt_result pt_db_purpose_get(pt_conn *c, uint32_t tenant, const char *name, pt_purpose_rec *out)
+static pt_result sq_db_purpose_get(pt_conn *c_base, uint32_t tenant, const char *name, pt_purpose_rec *out)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!name) return PT_ERR_INVALID;
     sqlite3_stmt *st;
     pt_result r = PT_OK;
@@ -1492,8 +1520,9 @@ static pt_result visit_purpose(sqlite3_stmt *st, void *arg, int *stop)
     return PT_OK;
 }
 
-pt_result pt_db_purpose_list(pt_conn *c, uint32_t tenant, pt_purpose_cb cb, void *ctx)
+static pt_result sq_db_purpose_list(pt_conn *c_base, uint32_t tenant, pt_purpose_cb cb, void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct purpose_scan *a = malloc(sizeof *a);
     if (!a) return PT_ERR_NOMEM;
@@ -1513,13 +1542,6 @@ pt_result pt_db_purpose_list(pt_conn *c, uint32_t tenant, pt_purpose_cb cb, void
 /* ------------------------------------------------------------------------
  * Notices. */
 
-void pt_notice_rec_clear(pt_notice_rec *n)
-{
-    if (!n) return;
-    free(n->text);
-    n->text = NULL;
-    n->text_len = 0;
-}
 
 static void read_notice(sqlite3_stmt *st, pt_notice_rec *r)
 {
@@ -1533,8 +1555,9 @@ static void read_notice(sqlite3_stmt *st, pt_notice_rec *r)
     r->created_at = col_i64(st, 6);
 }
 
-pt_result pt_db_notice_insert(pt_conn *c, const pt_notice_rec *r, pt_err *err)
+static pt_result sq_db_notice_insert(pt_conn *c_base, const pt_notice_rec *r, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_NOTICE_INSERT, &st);
     b_i64(st, &rc, 1, r->tenant);
@@ -1558,9 +1581,10 @@ pt_result pt_db_notice_insert(pt_conn *c, const pt_notice_rec *r, pt_err *err)
                    "this version of the notice already exists");
 }
 
-pt_result pt_db_notice_get(pt_conn *c, uint32_t tenant, const char *notice, const char *version,
+static pt_result sq_db_notice_get(pt_conn *c_base, uint32_t tenant, const char *notice, const char *version,
                            pt_notice_rec *out)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!notice || !version) return PT_ERR_INVALID;
     sqlite3_stmt *st;
     pt_result r = PT_OK;
@@ -1607,8 +1631,9 @@ static pt_result visit_notice(sqlite3_stmt *st, void *arg, int *stop)
     return PT_OK;
 }
 
-pt_result pt_db_notice_list(pt_conn *c, uint32_t tenant, pt_notice_cb cb, void *ctx)
+static pt_result sq_db_notice_list(pt_conn *c_base, uint32_t tenant, pt_notice_cb cb, void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct notice_scan a = {cb, ctx};
     sqlite3_stmt *st;
@@ -1623,13 +1648,6 @@ pt_result pt_db_notice_list(pt_conn *c, uint32_t tenant, pt_notice_cb cb, void *
 /* ------------------------------------------------------------------------
  * Subjects. */
 
-void pt_subject_rec_clear(pt_subject_rec *s)
-{
-    if (!s) return;
-    free(s->profile);
-    s->profile = NULL;
-    s->profile_len = 0;
-}
 
 static void read_subject(sqlite3_stmt *st, pt_subject_rec *r)
 {
@@ -1644,8 +1662,9 @@ static void read_subject(sqlite3_stmt *st, pt_subject_rec *r)
     r->erased_at = col_i64(st, 7);
 }
 
-pt_result pt_db_subject_insert(pt_conn *c, pt_subject_rec *r, pt_err *err)
+static pt_result sq_db_subject_insert(pt_conn *c_base, pt_subject_rec *r, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_SUBJECT_INSERT, &st);
     b_blob(st, &rc, 1, r->id, sizeof r->id);
@@ -1663,8 +1682,9 @@ pt_result pt_db_subject_insert(pt_conn *c, pt_subject_rec *r, pt_err *err)
     return fail_ex(c, rc, err, "subject insert", "id", "a subject with that id already exists");
 }
 
-pt_result pt_db_subject_get(pt_conn *c, const uint8_t id[PT_ID_BYTES], pt_subject_rec *out)
+static pt_result sq_db_subject_get(pt_conn *c_base, const uint8_t id[PT_ID_BYTES], pt_subject_rec *out)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     pt_result r = PT_OK;
     int rc = stmt_get(c, S_SUBJECT_GET, &st);
@@ -1695,9 +1715,10 @@ out:
     return r;
 }
 
-pt_result pt_db_subject_update_profile(pt_conn *c, const uint8_t id[PT_ID_BYTES],
+static pt_result sq_db_subject_update_profile(pt_conn *c_base, const uint8_t id[PT_ID_BYTES],
                                        const uint8_t *profile, size_t len, int64_t at)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_SUBJECT_UPDATE_PROFILE, &st);
     b_blob(st, &rc, 1, id, PT_ID_BYTES);
@@ -1723,8 +1744,9 @@ static pt_result visit_subject(sqlite3_stmt *st, void *arg, int *stop)
     return PT_OK;
 }
 
-pt_result pt_db_subject_scan(pt_conn *c, int64_t after_row, pt_subject_cb cb, void *ctx)
+static pt_result sq_db_subject_scan(pt_conn *c_base, int64_t after_row, pt_subject_cb cb, void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct subject_scan a = {cb, ctx};
     sqlite3_stmt *st;
@@ -1739,8 +1761,9 @@ pt_result pt_db_subject_scan(pt_conn *c, int64_t after_row, pt_subject_cb cb, vo
 /* ------------------------------------------------------------------------
  * Identifiers. */
 
-pt_result pt_db_ident_insert(pt_conn *c, const pt_ident_rec *r, pt_err *err)
+static pt_result sq_db_ident_insert(pt_conn *c_base, const pt_ident_rec *r, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_IDENT_INSERT, &st);
     b_i64(st, &rc, 1, r->tenant);
@@ -1756,9 +1779,10 @@ pt_result pt_db_ident_insert(pt_conn *c, const pt_ident_rec *r, pt_err *err)
                    "this identifier already belongs to a subject");
 }
 
-pt_result pt_db_ident_lookup(pt_conn *c, uint32_t tenant, int type,
+static pt_result sq_db_ident_lookup(pt_conn *c_base, uint32_t tenant, int type,
                              const uint8_t blind[PT_BLIND_BYTES], uint8_t subject[PT_ID_BYTES])
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_IDENT_LOOKUP, &st);
     b_i64(st, &rc, 1, tenant);
@@ -1793,9 +1817,10 @@ static pt_result visit_ident(sqlite3_stmt *st, void *arg, int *stop)
     return PT_OK;
 }
 
-pt_result pt_db_ident_list(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_ident_cb cb,
+static pt_result sq_db_ident_list(pt_conn *c_base, const uint8_t subject[PT_ID_BYTES], pt_ident_cb cb,
                            void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct ident_scan a = {cb, ctx};
     sqlite3_stmt *st;
@@ -1810,8 +1835,9 @@ pt_result pt_db_ident_list(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_id
 /* ------------------------------------------------------------------------
  * Events. */
 
-pt_result pt_db_event_insert(pt_conn *c, pt_event_rec *r, pt_err *err)
+static pt_result sq_db_event_insert(pt_conn *c_base, pt_event_rec *r, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if ((unsigned)r->action >= PT_ACT__COUNT)
         return pt_err_set(err, PT_ERR_INVALID, "action", "unknown consent action");
     if ((unsigned)r->via >= PT_VIA__COUNT)
@@ -1882,9 +1908,10 @@ static int64_t limit_of(uint32_t limit)
     return limit ? (int64_t)limit : -1;
 }
 
-pt_result pt_db_event_list_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES],
+static pt_result sq_db_event_list_subject(pt_conn *c_base, const uint8_t subject[PT_ID_BYTES],
                                    int64_t after_seq, uint32_t limit, pt_event_cb cb, void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct event_scan a = {cb, ctx};
     sqlite3_stmt *st;
@@ -1898,9 +1925,10 @@ pt_result pt_db_event_list_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES
     return r;
 }
 
-pt_result pt_db_event_list_tenant(pt_conn *c, uint32_t tenant, int64_t after_seq, uint32_t limit,
+static pt_result sq_db_event_list_tenant(pt_conn *c_base, uint32_t tenant, int64_t after_seq, uint32_t limit,
                                   pt_event_cb cb, void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct event_scan a = {cb, ctx};
     enum stmt_id id = tenant ? S_EVENT_LIST_TENANT : S_EVENT_LIST_ALL;
@@ -1916,8 +1944,9 @@ pt_result pt_db_event_list_tenant(pt_conn *c, uint32_t tenant, int64_t after_seq
     return r;
 }
 
-pt_result pt_db_event_max_seq(pt_conn *c, int64_t *out)
+static pt_result sq_db_event_max_seq(pt_conn *c_base, int64_t *out)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_EVENT_MAX_SEQ, &st);
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
@@ -1945,9 +1974,10 @@ static void read_state(sqlite3_stmt *st, pt_state_rec *r)
     col_fixed(st, 10, r->st.event, sizeof r->st.event);
 }
 
-pt_result pt_db_state_get(pt_conn *c, const uint8_t subject[PT_ID_BYTES], uint16_t purpose_idx,
+static pt_result sq_db_state_get(pt_conn *c_base, const uint8_t subject[PT_ID_BYTES], uint16_t purpose_idx,
                           pt_state_rec *out)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_STATE_GET, &st);
     b_blob(st, &rc, 1, subject, PT_ID_BYTES);
@@ -1960,8 +1990,9 @@ pt_result pt_db_state_get(pt_conn *c, const uint8_t subject[PT_ID_BYTES], uint16
     return fail(c, rc, NULL, "consent state get");
 }
 
-pt_result pt_db_state_put(pt_conn *c, const pt_state_rec *r, pt_err *err)
+static pt_result sq_db_state_put(pt_conn *c_base, const pt_state_rec *r, pt_err *err)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     sqlite3_stmt *st;
     int rc = stmt_get(c, S_STATE_PUT, &st);
     b_blob(st, &rc, 1, r->subject, sizeof r->subject);
@@ -1995,9 +2026,10 @@ static pt_result visit_state(sqlite3_stmt *st, void *arg, int *stop)
     return PT_OK;
 }
 
-pt_result pt_db_state_list_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_state_cb cb,
+static pt_result sq_db_state_list_subject(pt_conn *c_base, const uint8_t subject[PT_ID_BYTES], pt_state_cb cb,
                                    void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct state_scan a = {cb, ctx};
     sqlite3_stmt *st;
@@ -2009,8 +2041,9 @@ pt_result pt_db_state_list_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES
     return r;
 }
 
-pt_result pt_db_state_scan(pt_conn *c, int64_t after_seq, pt_state_cb cb, void *ctx)
+static pt_result sq_db_state_scan(pt_conn *c_base, int64_t after_seq, pt_state_cb cb, void *ctx)
 {
+    sqlite_conn *c = (sqlite_conn *)c_base;
     if (!cb) return PT_ERR_INVALID;
     struct state_scan a = {cb, ctx};
     enum stmt_id id = after_seq > 0 ? S_STATE_SCAN_AFTER : S_STATE_SCAN_ALL;
@@ -2022,3 +2055,58 @@ pt_result pt_db_state_scan(pt_conn *c, int64_t after_seq, pt_state_cb cb, void *
     stmt_put(c, id, st);
     return r;
 }
+
+/* ------------------------------------------------------------------------
+ * The dispatch table. */
+
+static int sq_accepts(const char *url)
+{
+    return strncmp(url, "postgres://", 11) != 0 && strncmp(url, "postgresql://", 13) != 0;
+}
+
+const pt_store_ops pt_sqlite_ops = {
+    .name = "sqlite",
+    .accepts = sq_accepts,
+    .store_open = sq_store_open,
+    .store_close = sq_store_close,
+    .store_schema_version = sq_store_schema_version,
+    .conn_open = sq_conn_open,
+    .conn_close = sq_conn_close,
+    .tx_begin = sq_tx_begin,
+    .tx_commit = sq_tx_commit,
+    .tx_rollback = sq_tx_rollback,
+    .tx_savepoint = sq_tx_savepoint,
+    .tx_release = sq_tx_release,
+    .tx_rollback_to = sq_tx_rollback_to,
+    .db_data_version = sq_db_data_version,
+    .db_meta_get = sq_db_meta_get,
+    .db_meta_set = sq_db_meta_set,
+    .db_tenant_insert = sq_db_tenant_insert,
+    .db_tenant_by_name = sq_db_tenant_by_name,
+    .db_tenant_by_id = sq_db_tenant_by_id,
+    .db_tenant_list = sq_db_tenant_list,
+    .db_key_insert = sq_db_key_insert,
+    .db_key_list = sq_db_key_list,
+    .db_key_revoke = sq_db_key_revoke,
+    .db_purpose_put = sq_db_purpose_put,
+    .db_purpose_get = sq_db_purpose_get,
+    .db_purpose_list = sq_db_purpose_list,
+    .db_notice_insert = sq_db_notice_insert,
+    .db_notice_get = sq_db_notice_get,
+    .db_notice_list = sq_db_notice_list,
+    .db_subject_insert = sq_db_subject_insert,
+    .db_subject_get = sq_db_subject_get,
+    .db_subject_update_profile = sq_db_subject_update_profile,
+    .db_subject_scan = sq_db_subject_scan,
+    .db_ident_insert = sq_db_ident_insert,
+    .db_ident_lookup = sq_db_ident_lookup,
+    .db_ident_list = sq_db_ident_list,
+    .db_event_insert = sq_db_event_insert,
+    .db_event_list_subject = sq_db_event_list_subject,
+    .db_event_list_tenant = sq_db_event_list_tenant,
+    .db_event_max_seq = sq_db_event_max_seq,
+    .db_state_get = sq_db_state_get,
+    .db_state_put = sq_db_state_put,
+    .db_state_list_subject = sq_db_state_list_subject,
+    .db_state_scan = sq_db_state_scan,
+};
