@@ -871,6 +871,10 @@ static int configure(sqlite3 *db, pt_err *err)
 {
     static const char PRAGMAS[] =
         "PRAGMA busy_timeout = 5000;"
+        /* Only takes effect when the file is created. 8 KiB pages made
+         * event_insert + state_put about 1.5x faster than 4 KiB: shallower
+         * trees, and half the write calls per dirty byte at commit. */
+        "PRAGMA page_size = 8192;"
         "PRAGMA synchronous = FULL;"
         "PRAGMA foreign_keys = ON;"
         /* deleted/overwritten content is zeroed, so erased data does not
@@ -880,11 +884,12 @@ static int configure(sqlite3 *db, pt_err *err)
         /* Per connection, grown only as used. The writer's random index
          * pages (event id, subject, consent state) are its working set. */
         "PRAGMA cache_size = -65536;" /* 64 MiB */
-        /* Checkpoint about every 128 MiB of WAL rather than SQLite's 4 MiB:
-         * a batch dirties thousands of random index pages, and copying them
-         * to the database after every commit doubled the commit cost. A
-         * larger WAL only costs a longer recovery after a crash. */
-        "PRAGMA wal_autocheckpoint = 32768;"
+        /* Checkpoint about every 128 MiB of WAL (8 KiB pages) rather than
+         * every 1000 pages: a batch dirties thousands of random index pages,
+         * and copying them to the database after every commit doubled the
+         * commit cost. A larger WAL only costs a longer recovery after a
+         * crash. */
+        "PRAGMA wal_autocheckpoint = 16384;"
         /* ...and give the space back after a bulk import. */
         "PRAGMA journal_size_limit = 134217728;";
     sqlite3_extended_result_codes(db, 1);
