@@ -105,10 +105,20 @@ pt_result pt_config_load(pt_config *c, const char *path, pt_err *err)
     return PT_OK;
 }
 
+static int db_is_postgres(const char *db)
+{
+    return strncmp(db, "postgres://", 11) == 0 || strncmp(db, "postgresql://", 13) == 0;
+}
+
 void pt_config_keyring_path(const pt_config *c, char *out, size_t cap)
 {
     if (c->keyring[0]) {
         snprintf(out, cap, "%s", c->keyring);
+        return;
+    }
+    /* a PostgreSQL database has no file to name the keyring after: "" */
+    if (db_is_postgres(c->db)) {
+        if (cap) out[0] = '\0';
         return;
     }
     const char *db = c->db;
@@ -123,6 +133,10 @@ pt_result pt_config_keyring(const pt_config *c, pt_keyring *kr, int flag_given, 
     if (!flag_given && data && *data) return pt_keyring_parse(kr, data, strlen(data), err);
     char path[1100];
     pt_config_keyring_path(c, path, sizeof path);
+    if (!path[0])
+        return pt_err_set(err, PT_ERR_INVALID, "keyring",
+                          "a PostgreSQL database needs its keyring named: give --keyring FILE, "
+                          "PATTO_KEYRING or PATTO_KEYRING_DATA");
     FILE *f = fopen(path, "r");
     if (!f)
         return pt_err_set(err, PT_ERR_IO, "keyring",

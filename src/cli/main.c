@@ -183,6 +183,39 @@ static int write_keyring_file(const char *path, const pt_keyring *kr, pt_err *e)
     return PT_OK;
 }
 
+static int db_is_postgres(const char *db)
+{
+    return strncmp(db, "postgres://", 11) == 0 || strncmp(db, "postgresql://", 13) == 0;
+}
+
+static int count_tenant(void *ctx, const pt_tenant_rec *r)
+{
+    (void)r;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* For init on PostgreSQL, in place of "the file exists": does the
+ * database hold patto tenants already? 1 yes, 0 no (or no patto schema
+ * yet), -1 error in e. */
+static int pg_has_tenants(const char *url, pt_err *e)
+{
+    pt_store *s = NULL;
+    pt_conn *c = NULL;
+    size_t n = 0;
+    pt_result rc = pt_store_open(url, 0, &s, e);
+    if (rc == PT_ERR_NOT_FOUND) return 0;
+    if (rc == PT_OK) rc = pt_conn_open(s, &c, e);
+    if (rc == PT_OK) {
+        rc = pt_db_tenant_list(c, count_tenant, &n);
+        if (rc != PT_OK) pt_err_set(e, rc, "db", "cannot read the tenants of the database");
+    }
+    pt_conn_close(c);
+    pt_store_close(s);
+    if (rc != PT_OK) return -1;
+    return n > 0;
+}
+
 static int cmd_init(int argc, char **argv)
 {
     static const opt_spec spec[] = {COMMON, {"tenant", 1}, {NULL, 0}};
@@ -205,15 +238,33 @@ static int cmd_init(int argc, char **argv)
     if (arg(&a, "keyring") && pt_config_set(&cfg, "keyring", arg(&a, "keyring"), &e) != PT_OK)
         return fail("init", &e);
     const char *dbpath = cfg.db;
-    if (strncmp(dbpath, "sqlite:", 7) == 0) dbpath += 7;
-    if (access(dbpath, F_OK) == 0) {
-        pt_err_set(&e, PT_ERR_CONFLICT, "db",
-                   "%s exists already; use `patto tenant create` to add a tenant", dbpath);
-        return fail("init", &e);
-    }
+    bool pg = db_is_postgres(cfg.db);
     char kpath[1100];
     pt_config_keyring_path(&cfg, kpath, sizeof kpath);
     const char *data = getenv("PATTO_KEYRING_DATA");
+    if (pg && !kpath[0] && !(data && *data)) {
+        pt_err_set(&e, PT_ERR_INVALID, "keyring",
+                   "a PostgreSQL database needs its keyring named: give --keyring FILE, "
+                   "PATTO_KEYRING or PATTO_KEYRING_DATA");
+        return fail("init", &e);
+    }
+    if (pg) {
+        int has = pg_has_tenants(cfg.db, &e);
+        if (has < 0) return fail("init", &e);
+        if (has) {
+            pt_err_set(&e, PT_ERR_CONFLICT, "db",
+                       "the PostgreSQL database holds patto tenants already; use `patto tenant "
+                       "create` to add a tenant");
+            return fail("init", &e);
+        }
+    } else {
+        if (strncmp(dbpath, "sqlite:", 7) == 0) dbpath += 7;
+        if (access(dbpath, F_OK) == 0) {
+            pt_err_set(&e, PT_ERR_CONFLICT, "db",
+                       "%s exists already; use `patto tenant create` to add a tenant", dbpath);
+            return fail("init", &e);
+        }
+    }
     if (!(data && *data)) {
         if (access(kpath, F_OK) != 0) {
             pt_keyring kr;
@@ -254,8 +305,9 @@ static int cmd_init(int argc, char **argv)
         json_decref(nout);
         json_decref(body);
     }
-    fprintf(stderr, "patto: created %s with tenant '%s'; its admin API key follows\n", cfg.db,
-            tname);
+    /* a url may hold a password: not echoed */
+    fprintf(stderr, "patto: created %s with tenant '%s'; its admin API key follows\n",
+            pg ? "the PostgreSQL database" : cfg.db, tname);
     printf("%s\n", json_string_value(json_object_get(json_object_get(out, "admin_key"), "api_key")));
     json_decref(out);
     pt_app_close(app);

@@ -3,13 +3,70 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 
 #define SEAL_VERSION 1
 #define AD_MAX 160
 
 int pt_crypto_init(void) { return sodium_init() < 0 ? -1 : 0; }
 
-void pt_random(void *buf, size_t n) { randombytes_buf(buf, n); }
+/* A per-thread ChaCha20 generator with fast key erasure, seeded from the
+ * OS: the write path draws several random values per event (ids, nonces,
+ * keys) and a getrandom() system call for each was a tenth of an import's
+ * time. After every block the first 32 bytes become the next key, so a
+ * later memory disclosure cannot recover values already handed out. A
+ * forked child starts over from the OS (pthread_atfork). */
+#define DRBG_BLOCK 1024
+typedef struct drbg {
+    uint8_t key[crypto_stream_chacha20_ietf_KEYBYTES];
+    uint8_t buf[DRBG_BLOCK];
+    size_t pos; /* next unread byte of buf; DRBG_BLOCK = empty */
+    int seeded;
+} drbg;
+
+static _Thread_local drbg rng;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* Only the forking thread exists in the child, and it must not replay the
+ * parent's stream. */
+static void drbg_forget(void)
+{
+    sodium_memzero(&rng, sizeof rng);
+}
+
+static void drbg_atfork(void) { pthread_atfork(NULL, NULL, drbg_forget); }
+
+static void drbg_refill(void)
+{
+    static const uint8_t nonce[crypto_stream_chacha20_ietf_NONCEBYTES] = {0};
+    if (!rng.seeded) {
+        pthread_once(&atfork_once, drbg_atfork);
+        randombytes_buf(rng.key, sizeof rng.key);
+        rng.seeded = 1;
+    }
+    crypto_stream_chacha20_ietf(rng.buf, sizeof rng.buf, nonce, rng.key);
+    memcpy(rng.key, rng.buf, sizeof rng.key);
+    sodium_memzero(rng.buf, sizeof rng.key);
+    rng.pos = sizeof rng.key;
+}
+
+void pt_random(void *buf, size_t n)
+{
+    uint8_t *out = buf;
+    if (n > DRBG_BLOCK / 2) { /* large requests: straight from the OS */
+        randombytes_buf(buf, n);
+        return;
+    }
+    while (n > 0) {
+        if (!rng.seeded || rng.pos >= DRBG_BLOCK) drbg_refill();
+        size_t k = DRBG_BLOCK - rng.pos < n ? DRBG_BLOCK - rng.pos : n;
+        memcpy(out, rng.buf + rng.pos, k);
+        sodium_memzero(rng.buf + rng.pos, k); /* handed out: not kept */
+        rng.pos += k;
+        out += k;
+        n -= k;
+    }
+}
 
 void pt_wipe(void *p, size_t n) { sodium_memzero(p, n); }
 
@@ -32,7 +89,7 @@ void pt_seal(const uint8_t key[PT_KEY_BYTES], const char *table, const char *col
     uint8_t ad[AD_MAX];
     size_t adlen = make_ad(ad, table, column, subject);
     out[0] = SEAL_VERSION;
-    randombytes_buf(out + 1, PT_NONCE_BYTES);
+    pt_random(out + 1, PT_NONCE_BYTES);
     unsigned long long clen = 0;
     crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + PT_NONCE_BYTES, &clen, plain, n, ad,
                                                adlen, NULL, out + 1, key);

@@ -65,5 +65,6 @@ struct pt_conn {
 };
 
 extern const pt_store_ops pt_sqlite_ops;
+extern const pt_store_ops pt_postgres_ops;
 
 #endif

@@ -1,12 +1,12 @@
 /* store.c - routes the storage interface to the backend that owns the
- * url (sqlite: or a path today; postgres:// joins in the PostgreSQL
- * issue), and the record helpers shared by every backend. */
+ * url (postgres:// or postgresql:// to PostgreSQL, sqlite: or a path to
+ * SQLite), and the record helpers shared by every backend. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
 
-static const pt_store_ops *const BACKENDS[] = {&pt_sqlite_ops};
+static const pt_store_ops *const BACKENDS[] = {&pt_postgres_ops, &pt_sqlite_ops};
 
 pt_result pt_store_open(const char *url, int create, pt_store **out, pt_err *err)
 {
@@ -14,7 +14,8 @@ pt_result pt_store_open(const char *url, int create, pt_store **out, pt_err *err
     for (size_t i = 0; i < sizeof BACKENDS / sizeof BACKENDS[0]; i++)
         if (BACKENDS[i]->accepts(url)) return BACKENDS[i]->store_open(url, create, out, err);
     return pt_err_set(err, PT_ERR_INVALID, "db",
-                      "no storage backend for this database url (use a file path or sqlite:PATH)");
+                      "no storage backend for this database url (use a file path, sqlite:PATH or "
+                      "postgres://...)");
 }
 
 void pt_notice_rec_clear(pt_notice_rec *n)

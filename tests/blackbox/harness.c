@@ -120,6 +120,96 @@ int bb_cli(char *out, size_t cap, bool last_line, const char *stderr_path, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* ------------------------------------------------------------ PostgreSQL mode */
+
+/* The base url of PostgreSQL mode, or NULL for SQLite. */
+static const char *pg_base(void)
+{
+    const char *v = getenv("PATTO_TEST_PG");
+    return v && *v ? v : NULL;
+}
+
+/* Runs one SQL command with psql on the base url; its output goes to log
+ * (NULL: /dev/null). Returns psql's exit status, or -1. */
+static int pg_psql(const char *sql, const char *log)
+{
+    const char *psql = getenv("PATTO_TEST_PSQL");
+    if (!psql || !*psql) psql = "psql";
+    char *argv[] = {(char *)psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", (char *)pg_base(),
+                    "-c", (char *)sql, NULL};
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        int out = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : null;
+        if (null >= 0) dup2(null, 0);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* base with its database name replaced by db (query string kept). */
+static int pg_url(const char *base, const char *db, char *out, size_t cap)
+{
+    const char *p = strstr(base, "://");
+    if (!p) return -1;
+    p += 3;
+    const char *q = strchr(p, '?');
+    const char *slash = strchr(p, '/');
+    if (slash && q && slash > q) slash = NULL;
+    size_t head = slash ? (size_t)(slash - base) : q ? (size_t)(q - base) : strlen(base);
+    int n = snprintf(out, cap, "%.*s/%s%s", (int)head, base, db, q ? q : "");
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* Creates a fresh database for s and fills s->db, s->pgdb, s->keyring. */
+static int pg_create(bb_server *s, const char *log, char *err, size_t errcap)
+{
+    unsigned char rnd[4] = {0};
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, rnd, sizeof rnd) != (ssize_t)sizeof rnd) memset(rnd, 0, sizeof rnd);
+        close(fd);
+    }
+    snprintf(s->pgdb, sizeof s->pgdb, "patto_bb_%ld_%02x%02x%02x%02x", (long)getpid(), rnd[0],
+             rnd[1], rnd[2], rnd[3]);
+    if (pg_url(pg_base(), s->pgdb, s->db, sizeof s->db) != 0) {
+        snprintf(err, errcap, "PATTO_TEST_PG='%s' is not a postgres:// url", pg_base());
+        s->pgdb[0] = '\0';
+        return -1;
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", s->pgdb);
+    int rc = pg_psql(sql, log);
+    if (rc != 0) {
+        snprintf(err, errcap, "psql exited %d creating database %s on %s (see %s)", rc, s->pgdb,
+                 pg_base(), log);
+        s->pgdb[0] = '\0';
+        return -1;
+    }
+    snprintf(s->keyring, sizeof s->keyring, "%s/keyring", s->dir);
+    return 0;
+}
+
+static void pg_drop(bb_server *s)
+{
+    if (!s->pgdb[0] || !pg_base()) return;
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", s->pgdb);
+    if (pg_psql(sql, NULL) != 0)
+        fprintf(stderr, "blackbox: could not drop database %s\n", s->pgdb);
+    s->pgdb[0] = '\0';
+}
+
 int bb_server_init_db(bb_server *s, const char *tenant, char *err, size_t errcap)
 {
     memset(s, 0, sizeof *s);
@@ -136,8 +226,11 @@ int bb_server_init_db(bb_server *s, const char *tenant, char *err, size_t errcap
     snprintf(s->log, sizeof s->log, "%s/serve.log", s->dir);
     char clilog[700];
     snprintf(clilog, sizeof clilog, "%s/cli.log", s->dir);
+    if (pg_base() && pg_create(s, clilog, err, errcap) != 0) return -1;
+    /* SQLite mode: the NULL after --tenant NAME ends the arguments */
     int rc = bb_cli(s->admin_key, sizeof s->admin_key, true, clilog, "init", "--db", s->db,
-                    "--tenant", tenant ? tenant : BB_TENANT_A, (char *)NULL);
+                    "--tenant", tenant ? tenant : BB_TENANT_A,
+                    s->keyring[0] ? "--keyring" : NULL, s->keyring, (char *)NULL);
     if (rc != 0 || strncmp(s->admin_key, "patto_", 6) != 0) {
         snprintf(err, errcap, "`%s init --db %s` exited %d and printed '%s' (see %s)", bb_bin(),
                  s->db, rc, s->admin_key, clilog);
@@ -165,7 +258,8 @@ static void read_from(const char *path, off_t off, char *buf, size_t cap)
 int bb_server_spawn(bb_server *s, char *err, size_t errcap)
 {
     char listen_arg[] = "127.0.0.1:0";
-    char *argv[] = {(char *)bb_bin(), "serve", "--db", s->db, "--listen", listen_arg, NULL};
+    char *argv[] = {(char *)bb_bin(), "serve", "--db", s->db, "--listen", listen_arg,
+                    s->keyring[0] ? "--keyring" : NULL, s->keyring, NULL};
     off_t start = file_size(s->log);
     fflush(NULL);
     pid_t pid = fork();
@@ -231,6 +325,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 void bb_server_cleanup(bb_server *s)
 {
+    pg_drop(s);
     if (s->dir[0]) nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     s->dir[0] = '\0';
 }
@@ -255,19 +350,24 @@ int bb_main(int argc, char **argv)
     char err[2600], clilog[700];
     if (bb_server_init_db(&srv, BB_TENANT_A, err, sizeof err) != 0) {
         fprintf(stderr, "blackbox: %s\n", err);
+        if (!getenv("BB_KEEP")) pg_drop(&srv);
         criterion_finalize(tests);
         return 1;
     }
+    /* PostgreSQL mode: every CLI call names the keyring; in SQLite mode
+     * the NULL in its place ends the arguments */
+    const char *kr_flag = srv.keyring[0] ? "--keyring" : NULL;
     snprintf(clilog, sizeof clilog, "%s/cli.log", srv.dir);
     setenv("PATTO_BIN", bb_bin(), 1);
     setenv("BB_KEY_ADMIN", srv.admin_key, 1);
     for (int i = 1; i < BB_NROLES; i++) {
         char key[160], name[64];
         int rc = bb_cli(key, sizeof key, true, clilog, "key", "create", "--db", srv.db, "--tenant",
-                        BB_TENANT_A, "--role", bb_roles[i], (char *)NULL);
+                        BB_TENANT_A, "--role", bb_roles[i], kr_flag, srv.keyring, (char *)NULL);
         if (rc != 0 || strncmp(key, "patto_", 6) != 0) {
             fprintf(stderr, "blackbox: `patto key create --role %s` exited %d: '%s'\n", bb_roles[i],
                     rc, key);
+            if (!getenv("BB_KEEP")) pg_drop(&srv);
             criterion_finalize(tests);
             return 1;
         }
@@ -276,16 +376,18 @@ int bb_main(int argc, char **argv)
     }
     char keyb[160];
     int rc = bb_cli(keyb, sizeof keyb, true, clilog, "tenant", "create", "--db", srv.db,
-                    BB_TENANT_B, (char *)NULL);
+                    BB_TENANT_B, kr_flag, srv.keyring, (char *)NULL);
     if (rc != 0 || strncmp(keyb, "patto_", 6) != 0) {
         fprintf(stderr, "blackbox: `patto tenant create %s` exited %d: '%s'\n", BB_TENANT_B, rc,
                 keyb);
+        if (!getenv("BB_KEEP")) pg_drop(&srv);
         criterion_finalize(tests);
         return 1;
     }
     setenv("BB_KEY_B", keyb, 1);
     if (bb_server_spawn(&srv, err, sizeof err) != 0) {
         fprintf(stderr, "blackbox: %s\n", err);
+        if (!getenv("BB_KEEP")) pg_drop(&srv);
         criterion_finalize(tests);
         return 1;
     }
@@ -313,10 +415,13 @@ int bb_main(int argc, char **argv)
                 log);
         result = 1;
     }
-    if (result == 0 && !getenv("BB_KEEP"))
+    if (result == 0 && !getenv("BB_KEEP")) {
         bb_server_cleanup(&srv);
-    else
-        fprintf(stderr, "blackbox: kept %s for inspection\n", srv.dir);
+    } else {
+        if (!getenv("BB_KEEP")) pg_drop(&srv); /* BB_KEEP keeps the database too */
+        fprintf(stderr, "blackbox: kept %s%s%s for inspection\n", srv.dir,
+                srv.pgdb[0] ? " and database " : "", srv.pgdb);
+    }
     criterion_finalize(tests);
     return result;
 }

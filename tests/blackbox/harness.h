@@ -12,7 +12,14 @@
  *
  * The server's database lives in a fresh temporary directory: tenant A
  * ("demo", from `patto init`) with one key per role, and tenant B
- * ("beta", from `patto tenant create`) with its admin key. */
+ * ("beta", from `patto tenant create`) with its admin key.
+ *
+ * PostgreSQL mode: with PATTO_TEST_PG set to a base url (such as
+ * postgres://postgres@127.0.0.1:55432/postgres, see scripts/pg.sh), every
+ * server gets a fresh database patto_bb_<pid>_<random> on that server
+ * instead (created and dropped with psql, PATTO_TEST_PSQL to override),
+ * and the CLI is given --keyring DIR/keyring; the directory still holds
+ * the logs. */
 #ifndef PATTO_BLACKBOX_HARNESS_H
 #define PATTO_BLACKBOX_HARNESS_H
 
@@ -32,7 +39,9 @@ typedef struct bb_server {
     pid_t pid;
     int port;
     char dir[512];       /* temporary directory, removed by bb_server_cleanup */
-    char db[640];        /* database path */
+    char db[640];        /* database path, or url in PostgreSQL mode */
+    char keyring[640];   /* PostgreSQL mode: the keyring file; "" otherwise */
+    char pgdb[64];       /* PostgreSQL mode: the database to drop; "" otherwise */
     char log[640];       /* the server's stderr */
     char admin_key[160]; /* tenant A's first admin key (last stdout line of init) */
 } bb_server;
@@ -46,13 +55,15 @@ const char *bb_bin(void);
 int bb_cli(char *out, size_t cap, bool last_line, const char *stderr_path, ...)
     __attribute__((sentinel));
 
-/* Creates a temporary directory and `patto init --db DIR/patto.db --tenant NAME`. */
+/* Creates a temporary directory and `patto init --db DIR/patto.db --tenant NAME`
+ * (PostgreSQL mode: a fresh database, and --keyring DIR/keyring). */
 int bb_server_init_db(bb_server *s, const char *tenant, char *err, size_t errcap);
 /* Starts `patto serve --listen 127.0.0.1:0` and waits for "listening on". */
 int bb_server_spawn(bb_server *s, char *err, size_t errcap);
 /* SIGTERM, then waits (10 s at most, then SIGKILL). Returns the wait
  * status; *exited0 says whether it exited normally with status 0. */
 int bb_server_stop(bb_server *s, bool *exited0);
+/* Removes the directory (and drops the PostgreSQL mode database). */
 void bb_server_cleanup(bb_server *s);
 /* The last max bytes of the server's stderr (tracked: worker side only). */
 char *bb_server_log_tail(const bb_server *s, size_t max);

@@ -2,6 +2,8 @@
  * core/keyring.c). */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/crypto.h"
 #include "core/keyring.h"
@@ -134,4 +136,33 @@ Test(crypto, constant_time_equal)
 {
     cr_assert(pt_ct_equal("abcd", "abcd", 4));
     cr_assert_not(pt_ct_equal("abcd", "abce", 4));
+}
+
+Test(crypto, random_never_repeats_and_forks_apart)
+{
+    uint8_t a[32], b[32];
+    pt_random(a, sizeof a);
+    pt_random(b, sizeof b);
+    cr_assert_neq(memcmp(a, b, 32), 0);
+    /* crossing block boundaries and large requests */
+    uint8_t big[5000] = {0};
+    pt_random(big, sizeof big);
+    size_t zeros = 0;
+    for (size_t i = 0; i < sizeof big; i++) zeros += big[i] == 0;
+    cr_assert_lt(zeros, 80, "about 20 zero bytes expected in 5000");
+    /* a child must not replay the parent's stream */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint8_t c[32];
+        pt_random(c, sizeof c);
+        ssize_t w = write(fds[1], c, sizeof c);
+        _exit(w == (ssize_t)sizeof c ? 0 : 1);
+    }
+    uint8_t mine[32], child[32];
+    pt_random(mine, sizeof mine);
+    cr_assert_eq(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    waitpid(pid, NULL, 0);
+    cr_assert_neq(memcmp(mine, child, 32), 0, "parent and child drew the same bytes");
 }
