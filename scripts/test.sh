@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and black-box tests (gcc), the same under
-# ASan+UBSan (clang), the SIGKILL crash test, storage fault tests, and a
+# ASan+UBSan (clang), the command line, the SIGKILL crash test, storage fault tests, and a
 # short fuzzing run.
 # Ends with one line "N passed, N failed" counting every test case.
 set -uo pipefail
@@ -55,6 +55,11 @@ fi
 
 echo "== crash test ($CRASH_ROUNDS SIGKILL rounds)"
 out=$(python3 tests/crash/crash_test.py build/patto "$CRASH_ROUNDS" 2>&1); echo "$out" | sed 's/^/   /'
+read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+
+echo "== command line"
+out=$(bash tests/cli/cli_test.sh build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
 read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 

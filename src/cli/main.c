@@ -397,6 +397,7 @@ static int cmd_tenant(int argc, char **argv)
     const char *sub = argc > 0 ? argv[0] : "";
     int x = parse("tenant", argc > 0 ? argc - 1 : 0, argv + 1, spec, &a);
     if (x) return x;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) a.help = 1;
     if (a.help || !*sub || (strcmp(sub, "create") && strcmp(sub, "list"))) {
         puts("usage: patto tenant create [--db PATH] NAME   prints the new tenant's admin key\n"
              "       patto tenant list [--db PATH]");
@@ -433,6 +434,7 @@ static int cmd_key(int argc, char **argv)
     const char *sub = argc > 0 ? argv[0] : "";
     int x = parse("key", argc > 0 ? argc - 1 : 0, argv + 1, spec, &a);
     if (x) return x;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) a.help = 1;
     if (a.help || (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke"))) {
         puts("usage: patto key create --tenant NAME --role ROLE [--label TEXT]   prints the key\n"
              "       patto key list --tenant NAME\n"
@@ -510,6 +512,7 @@ static int cmd_notice(int argc, char **argv)
     const char *sub = argc > 0 ? argv[0] : "";
     int x = parse("notice", argc > 0 ? argc - 1 : 0, argv + 1, spec, &a);
     if (x) return x;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) a.help = 1;
     if (a.help || strcmp(sub, "publish") || a.npos != 1) {
         puts("usage: patto notice publish --tenant NAME --notice NAME --version V --language L FILE\n"
              "Publishes the exact text in FILE ('-' for stdin); texts are immutable.");
@@ -565,6 +568,7 @@ static int cmd_consent(int argc, char **argv)
     const char *sub = argc > 0 ? argv[0] : "";
     int x = parse("consent", argc > 0 ? argc - 1 : 0, argv + 1, spec, &a);
     if (x) return x;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) a.help = 1;
     bool record = !strcmp(sub, "grant") || !strcmp(sub, "withdraw") || !strcmp(sub, "deny") ||
                   !strcmp(sub, "renew");
     if (a.help || (!record && strcmp(sub, "check") && strcmp(sub, "history"))) {

@@ -162,7 +162,18 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
     memset(&e, 0, sizeof e);
 
     /* 1. the subject: by id, by identifier, or new for an unknown identifier */
-    if (a->has_subject) {
+    pt_subject_hint *h = a->hint;
+    bool hinted = h && h->valid && h->tenant == a->tenant &&
+                  (a->has_subject ? h->by_id && !memcmp(h->key_id, a->subject, PT_ID_BYTES)
+                                  : !h->by_id && h->ident.type == a->ident.type &&
+                                        !strcmp(h->ident.norm, a->ident.norm));
+    if (hinted) {
+        s = h->s;
+        if (h->have_dek) {
+            memcpy(dek, h->dek, PT_KEY_BYTES);
+            have_dek = true;
+        }
+    } else if (a->has_subject) {
         rc = pt_db_subject_get(c, a->subject, &s);
         if (rc == PT_OK && s.tenant != a->tenant) rc = PT_ERR_NOT_FOUND;
         if (rc == PT_ERR_NOT_FOUND && a->create_missing_subject) {
@@ -196,9 +207,27 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
                         "the subject was erased; record consents for a new subject");
         goto out;
     }
+    if (h && !hinted) {
+        pt_wipe(h, sizeof *h);
+        h->valid = true;
+        h->tenant = a->tenant;
+        h->by_id = a->has_subject;
+        memcpy(h->key_id, a->subject, PT_ID_BYTES);
+        h->ident = a->ident;
+        h->s = s;
+        h->s.profile = NULL;
+        h->s.profile_len = 0;
+        h->fresh = a->created_subject;
+    }
 
     /* 2. the notice shown, by its hash */
-    if (a->notice[0]) {
+    if (a->notice[0] && h && !strcmp(h->notice, a->notice) &&
+        !strcmp(h->notice_version, a->notice_version) && h->tenant == a->tenant) {
+        /* notices are immutable: the hash looked up for the last record holds */
+        memcpy(e.notice_sha256, h->notice_sha256, sizeof e.notice_sha256);
+        memcpy(e.notice, a->notice, sizeof e.notice);
+        memcpy(e.notice_version, a->notice_version, sizeof e.notice_version);
+    } else if (a->notice[0]) {
         pt_notice_rec n;
         memset(&n, 0, sizeof n);
         rc = pt_db_notice_get(c, a->tenant, a->notice, a->notice_version, &n);
@@ -216,6 +245,11 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
         memcpy(e.notice_sha256, n.sha256, sizeof e.notice_sha256);
         memcpy(e.notice, a->notice, sizeof e.notice);
         memcpy(e.notice_version, a->notice_version, sizeof e.notice_version);
+        if (h) {
+            memcpy(h->notice, a->notice, sizeof h->notice);
+            memcpy(h->notice_version, a->notice_version, sizeof h->notice_version);
+            memcpy(h->notice_sha256, n.sha256, sizeof h->notice_sha256);
+        }
     }
 
     /* 3. the rules */
@@ -225,7 +259,18 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
         rc = pt_err_set(err, PT_ERR_INVALID, "occurred_at", "occurred_at is in the future");
         goto out;
     }
-    rc = pt_db_state_get(c, s.id, a->purpose.idx, &sr);
+    int hs = -1; /* the hint's slot for this purpose */
+    if (h)
+        for (int i = 0; i < h->n; i++)
+            if (h->states[i].st.purpose_idx == a->purpose.idx) hs = i;
+    if (hs >= 0) {
+        sr = h->states[hs];
+        rc = PT_OK;
+    } else if (h && h->fresh) {
+        rc = PT_ERR_NOT_FOUND; /* a subject created in this transaction has no state yet */
+    } else {
+        rc = pt_db_state_get(c, s.id, a->purpose.idx, &sr);
+    }
     if (rc == PT_ERR_NOT_FOUND) {
         memset(&sr, 0, sizeof sr);
         memcpy(sr.subject, s.id, PT_ID_BYTES);
@@ -284,6 +329,14 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
         if (rc != PT_OK) goto out;
     }
     pt_wctx_state_set(w, &sr);
+    if (h) {
+        if (hs < 0 && h->n < PT_HINT_STATES) hs = h->n++;
+        if (hs >= 0) h->states[hs] = sr;
+        if (have_dek && !h->have_dek) {
+            memcpy(h->dek, dek, PT_KEY_BYTES);
+            h->have_dek = true;
+        }
+    }
 
     if (out) {
         pt_tenant_rec t;

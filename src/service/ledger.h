@@ -9,6 +9,26 @@
 #include "catalog.h"
 #include "vault.h"
 
+/* What a bulk import remembers between records of one transaction, so
+ * that consecutive events of the same person cost no repeated look-ups:
+ * the subject, its unwrapped key, the states written so far, the last
+ * notice's hash. Only valid inside the one transaction that filled it. */
+#define PT_HINT_STATES 16
+typedef struct pt_subject_hint {
+    bool valid;
+    uint32_t tenant;
+    bool by_id;
+    uint8_t key_id[PT_ID_BYTES]; /* when by_id */
+    pt_ident_in ident;           /* otherwise */
+    pt_subject_rec s;            /* without profile */
+    bool have_dek, fresh;        /* fresh: created in this transaction */
+    uint8_t dek[PT_KEY_BYTES];
+    int n;
+    pt_state_rec states[PT_HINT_STATES];
+    char notice[PT_NOTICE_NAME_MAX + 1], notice_version[PT_NOTICE_VERSION_MAX + 1];
+    char notice_sha256[PT_SHA256_HEX];
+} pt_subject_hint;
+
 typedef struct pt_consent_arg {
     uint32_t tenant;
     bool has_subject;
@@ -16,6 +36,7 @@ typedef struct pt_consent_arg {
     pt_ident_in ident; /* when !has_subject */
     bool create_missing_subject; /* import: an unknown subject id is created */
     bool created_subject;        /* out */
+    pt_subject_hint *hint;       /* bulk only, may be NULL */
     char purpose_name[PT_PURPOSE_NAME_MAX + 1];
     pt_purpose_ref purpose;
     pt_action action;

@@ -30,6 +30,7 @@ typedef struct import_ctx {
     pt_import_format fmt;
     pt_import_stats *stats;
     char *buf; /* CSV: whole input */
+    pt_subject_hint hint;
 } import_ctx;
 
 static json_t *csv_row_to_json(char **names, size_t ncols, char **fields, size_t nfields,
@@ -84,6 +85,7 @@ static pt_result import_one(pt_wctx *w, import_ctx *x, const json_t *body, pt_er
     pt_result rc = pt_consent_parse(x->app, x->tenant, body, &a, err);
     if (rc == PT_OK) {
         a.create_missing_subject = true;
+        a.hint = &x->hint;
         rc = pt_consent_apply(w, &a, NULL, err);
         if (rc == PT_OK) {
             x->stats->events++;
@@ -233,6 +235,7 @@ pt_result pt_import(pt_app *app, uint32_t tenant, FILE *in, pt_import_format fmt
     import_ctx x = {.app = app, .tenant = tenant, .in = in, .fmt = fmt, .stats = stats};
     memset(stats, 0, sizeof *stats);
     pt_result rc = pt_app_bulk(app, import_fn, &x, err);
+    pt_wipe(&x.hint, sizeof x.hint);
     if (rc != PT_OK) memset(stats, 0, sizeof *stats);
     return rc;
 }

@@ -728,6 +728,15 @@ static pt_result prepare(pg_conn *c, enum stmt_id id, const pargs *a, pt_err *er
     return rc;
 }
 
+/* libpq notices a dead connection (server restart, failover) only when
+ * it next uses it. A read outside a transaction that failed that way is
+ * tried once more on a fresh connection: nothing was done, so the caller
+ * need not see the failure (every pooled connection would, once). */
+static bool retry_read(const pg_conn *c, enum stmt_id id, int attempt)
+{
+    return attempt == 0 && !c->in_tx && conn_bad(c) && strncmp(SQL[id].sql, "SELECT", 6) == 0;
+}
+
 /* Runs a prepared statement to completion; *out (on PT_OK) must be
  * PQclear'ed. */
 static pt_result run(pg_conn *c0, enum stmt_id id, const pargs *a, PGresult **out, pt_err *err,
@@ -736,20 +745,27 @@ static pt_result run(pg_conn *c0, enum stmt_id id, const pargs *a, PGresult **ou
     *out = NULL;
     pg_conn *c;
     pt_result r = target(c0, &c, err, what);
-    if (r == PT_OK) r = ready(c, err, what);
-    if (r == PT_OK) r = prepare(c, id, a, err, what);
     if (r != PT_OK) return r;
-    char name[16];
-    stmt_name(id, name);
-    PGresult *res = PQexecPrepared(c->pg, name, a->n, a->v, a->len, a->fmt, 1);
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        *out = res;
-        return PT_OK;
+    for (int attempt = 0;; attempt++) {
+        r = ready(c, err, what);
+        if (r == PT_OK) r = prepare(c, id, a, err, what);
+        if (r != PT_OK) return r;
+        char name[16];
+        stmt_name(id, name);
+        PGresult *res = PQexecPrepared(c->pg, name, a->n, a->v, a->len, a->fmt, 1);
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            *out = res;
+            return PT_OK;
+        }
+        if (retry_read(c, id, attempt)) {
+            PQclear(res);
+            continue;
+        }
+        r = fail_res(c, res, err, what);
+        PQclear(res);
+        return r;
     }
-    r = fail_res(c, res, err, what);
-    PQclear(res);
-    return r;
 }
 
 typedef pt_result (*visit_fn)(const PGresult *res, void *arg, int *stop);
@@ -760,29 +776,39 @@ static pt_result scan(pg_conn *c0, enum stmt_id id, const pargs *a, const char *
 {
     pg_conn *c;
     pt_result r = target(c0, &c, NULL, what);
-    if (r == PT_OK) r = ready(c, NULL, what);
-    if (r == PT_OK) r = prepare(c, id, a, NULL, what);
     if (r != PT_OK) return r;
-    char name[16];
-    stmt_name(id, name);
-    if (!PQsendQueryPrepared(c->pg, name, a->n, a->v, a->len, a->fmt, 1))
-        return fail_res(c, NULL, NULL, what);
-    PQsetSingleRowMode(c->pg); /* cannot fail right after sending */
-    c->streaming = true;
-    int stop = 0;
-    PGresult *res;
-    /* Always read to the end: the connection is usable only then. */
-    while ((res = PQgetResult(c->pg)) != NULL) {
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_SINGLE_TUPLE) {
-            if (r == PT_OK && !stop) r = visit(res, arg, &stop);
-        } else if (st != PGRES_TUPLES_OK && r == PT_OK) {
-            r = fail_res(c, res, NULL, what);
+    for (int attempt = 0;; attempt++) {
+        r = ready(c, NULL, what);
+        if (r == PT_OK) r = prepare(c, id, a, NULL, what);
+        if (r != PT_OK) return r;
+        char name[16];
+        stmt_name(id, name);
+        if (!PQsendQueryPrepared(c->pg, name, a->n, a->v, a->len, a->fmt, 1)) {
+            if (retry_read(c, id, attempt)) continue;
+            return fail_res(c, NULL, NULL, what);
         }
-        PQclear(res);
+        PQsetSingleRowMode(c->pg); /* cannot fail right after sending */
+        c->streaming = true;
+        int stop = 0;
+        bool delivered = false, lost = false;
+        PGresult *res;
+        /* Always read to the end: the connection is usable only then. */
+        while ((res = PQgetResult(c->pg)) != NULL) {
+            ExecStatusType st = PQresultStatus(res);
+            if (st == PGRES_SINGLE_TUPLE) {
+                if (r == PT_OK && !stop) r = visit(res, arg, &stop);
+                delivered = true;
+            } else if (st != PGRES_TUPLES_OK && r == PT_OK) {
+                if (!delivered && retry_read(c, id, attempt))
+                    lost = true; /* no row was seen yet: the whole scan can be redone */
+                else
+                    r = fail_res(c, res, NULL, what);
+            }
+            PQclear(res);
+        }
+        c->streaming = false;
+        if (!lost) return r;
     }
-    c->streaming = false;
-    return r;
 }
 
 /* Runs SQL without parameters (transaction control, migrations). */
@@ -989,14 +1015,20 @@ static pt_result pg_tx_begin(pt_conn *c_base, pt_err *err)
                           "an earlier I/O error left the database in an unknown state; restart");
     if (c->streaming || c->in_tx)
         return pt_err_set(err, PT_ERR_INTERNAL, "", "transaction begin: connection busy");
-    pt_result r = ready(c, err, "transaction begin");
-    if (r != PT_OK) return r;
-    /* The writer lock, as SQLite's BEGIN IMMEDIATE: taken at once, with
-     * SQLite's busy timeout. */
-    r = exec_sql(c,
-                 "BEGIN; SET LOCAL lock_timeout = " LOCK_TIMEOUT ";"
-                 "SELECT pg_advisory_xact_lock(" LOCK_WRITER ")",
-                 err, "transaction begin");
+    pt_result r;
+    for (int attempt = 0;; attempt++) {
+        r = ready(c, err, "transaction begin");
+        if (r != PT_OK) return r;
+        /* The writer lock, as SQLite's BEGIN IMMEDIATE: taken at once, with
+         * SQLite's busy timeout. */
+        r = exec_sql(c,
+                     "BEGIN; SET LOCAL lock_timeout = " LOCK_TIMEOUT ";"
+                     "SELECT pg_advisory_xact_lock(" LOCK_WRITER ")",
+                     err, "transaction begin");
+        /* a connection found dead here had nothing in flight: reconnect once */
+        if (r == PT_OK || attempt > 0 || !conn_bad(c)) break;
+        pt_err_clear(err);
+    }
     if (r != PT_OK) {
         if (!conn_bad(c) && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
             PQclear(PQexec(c->pg, "ROLLBACK"));
