@@ -25,7 +25,14 @@
  * Unlike SQLite, PostgreSQL aborts the whole transaction when a statement
  * fails; inserts therefore use ON CONFLICT DO NOTHING and report a
  * conflict from the row count, leaving the transaction usable as SQLite
- * does. Any other failure is undone by the services' per-job savepoint.
+ * does. Any other failure is undone by the services' per-job savepoint,
+ * which is sent lazily, pipelined with the job's first statement.
+ *
+ * A lost connection (server restart, failover) fails the call with
+ * PT_ERR_STORAGE and is re-established on next use outside a transaction;
+ * a read or a BEGIN that finds the connection dead is retried once at
+ * once, since nothing was done yet. A COMMIT cut off by a lost connection
+ * is reported as PT_ERR_STORAGE although it may have been applied.
  *
  * Error details name the kind of object and the operation, or a SQLSTATE,
  * never a value, and never the server's message text (it can quote
@@ -268,9 +275,10 @@ static const stmt_def SQL[S__COUNT] = {
 
     /* id NULL: the next one (max + 1, as SQLite's rowid; writers hold the
      * writer lock). A set id (restore) is kept. */
-    [S_TENANT_INSERT] = {BUMP "INSERT INTO tenants(id, name, created_at) "
-                              "SELECT coalesce($1, (SELECT coalesce(max(id), 0) + 1 FROM tenants)), "
-                              "$2, $3 ON CONFLICT DO NOTHING RETURNING id",
+    [S_TENANT_INSERT] = {BUMP
+                         "INSERT INTO tenants(id, name, created_at) "
+                         "SELECT coalesce($1, (SELECT coalesce(max(id), 0) + 1 FROM tenants)), "
+                         "$2, $3 ON CONFLICT DO NOTHING RETURNING id",
                          "iti"},
     [S_TENANT_BY_NAME] = {"SELECT id, name, created_at FROM tenants WHERE name = $1", "t"},
     [S_TENANT_BY_ID] = {"SELECT id, name, created_at FROM tenants WHERE id = $1", "i"},
@@ -391,8 +399,11 @@ typedef struct pg_conn {
     struct pt_conn base; /* first: the dispatch table */
     pg_store *store;
     PGconn *pg;
-    bool in_tx;           /* between our BEGIN and COMMIT/ROLLBACK */
-    bool release_pending; /* RELEASE of the last savepoint, sent with the next command */
+    bool in_tx; /* between our BEGIN and COMMIT/ROLLBACK */
+    /* Savepoints are sent lazily (see pg_tx_savepoint): */
+    bool sp_wanted;       /* SAVEPOINT j is to be sent before the next statement */
+    bool sp_open;         /* SAVEPOINT j was sent and not released */
+    bool release_pending; /* RELEASE of the last savepoint, sent with the next SAVEPOINT */
     bool streaming;       /* a scan is being read: the connection is busy */
     /* Set once an I/O or corruption error was seen: this connection then
      * refuses new transactions (the caller must stop the server anyway). */
@@ -430,8 +441,7 @@ static pt_result fail_res(pg_conn *c, const PGresult *res, pt_err *err, const ch
             return pt_err_set(err, PT_ERR_INTERNAL, "", "%s: database client error", what);
         return pt_err_set(err, PT_ERR_INTERNAL, "", "%s: unexpected database result", what);
     }
-    if (strcmp(state, "23505") == 0)
-        return pt_err_set(err, PT_ERR_CONFLICT, "", "already exists");
+    if (strcmp(state, "23505") == 0) return pt_err_set(err, PT_ERR_CONFLICT, "", "already exists");
     /* The only foreign key is api_keys.tenant_id. */
     if (strcmp(state, "23503") == 0)
         return pt_err_set(err, PT_ERR_INVALID, "tenant", "%s: unknown tenant", what);
@@ -442,8 +452,7 @@ static pt_result fail_res(pg_conn *c, const PGresult *res, pt_err *err, const ch
     if (strcmp(state, "53200") == 0)
         return pt_err_set(err, PT_ERR_NOMEM, "", "%s: database out of memory", what);
     if (strcmp(state, "54000") == 0 || strcmp(state, "22001") == 0)
-        return pt_err_set(err, PT_ERR_TOO_LARGE, "", "%s: value too large for the database",
-                          what);
+        return pt_err_set(err, PT_ERR_TOO_LARGE, "", "%s: value too large for the database", what);
     if (strncmp(state, "58", 2) == 0 || strcmp(state, "XX001") == 0 ||
         strcmp(state, "XX002") == 0) {
         c->fatal = true;
@@ -460,6 +469,10 @@ static pt_result fail_res(pg_conn *c, const PGresult *res, pt_err *err, const ch
                           state);
     if (strncmp(state, "22", 2) == 0)
         return pt_err_set(err, PT_ERR_INVALID, "", "%s: value not accepted by the database", what);
+    /* e.g. PostgreSQL 15 lets only the owner create tables in "public" */
+    if (strcmp(state, "42501") == 0)
+        return pt_err_set(err, PT_ERR_INTERNAL, "",
+                          "%s: permission denied to the database user (SQLSTATE 42501)", what);
     return pt_err_set(err, PT_ERR_INTERNAL, "", "%s: database error (SQLSTATE %s)", what, state);
 }
 
@@ -676,7 +689,7 @@ static pt_result ready(pg_conn *c, pt_err *err, const char *what)
                           what);
     PQreset(c->pg);
     memset(c->prepared, 0, sizeof c->prepared);
-    c->release_pending = false;
+    c->release_pending = c->sp_wanted = c->sp_open = false;
     if (conn_bad(c)) return conn_fail(c->pg, err, what);
     if (session_setup(c->pg) != 0)
         return pt_err_set(err, PT_ERR_STORAGE, "", "%s: cannot set up the database session", what);
@@ -706,8 +719,7 @@ static void stmt_name(enum stmt_id id, char name[16])
     snprintf(name, 16, "patto_%d", (int)id);
 }
 
-static pt_result prepare(pg_conn *c, enum stmt_id id, const pargs *a, pt_err *err,
-                         const char *what)
+static pt_result prepare(pg_conn *c, enum stmt_id id, const pargs *a, pt_err *err, const char *what)
 {
     const char *types = SQL[id].types;
     int n = (int)strlen(types);
@@ -737,6 +749,83 @@ static bool retry_read(const pg_conn *c, enum stmt_id id, int attempt)
     return attempt == 0 && !c->in_tx && conn_bad(c) && strncmp(SQL[id].sql, "SELECT", 6) == 0;
 }
 
+/* Runs SQL without parameters (transaction control, migrations). */
+static pt_result exec_sql(pg_conn *c, const char *sql, pt_err *err, const char *what)
+{
+    PGresult *res = PQexec(c->pg, sql);
+    ExecStatusType st = PQresultStatus(res);
+    pt_result r =
+        st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? PT_OK : fail_res(c, res, err, what);
+    PQclear(res);
+    return r;
+}
+
+/* Sends a wanted savepoint now, on its own (before a scan). */
+static pt_result flush_savepoint(pg_conn *c, pt_err *err, const char *what)
+{
+    if (!c->sp_wanted) return PT_OK;
+    const char *sql = c->release_pending ? "RELEASE SAVEPOINT j; SAVEPOINT j" : "SAVEPOINT j";
+    c->sp_wanted = c->release_pending = false;
+    pt_result r = exec_sql(c, sql, err, what);
+    c->sp_open = r == PT_OK;
+    return r;
+}
+
+/* Runs a prepared statement preceded by the wanted savepoint (and the
+ * pending release of the previous one) in a single round trip, with
+ * libpq's pipeline mode. Same contract as run(). */
+static pt_result run_pipelined(pg_conn *c, const char *name, const pargs *a, PGresult **out,
+                               pt_err *err, const char *what)
+{
+    bool rel = c->release_pending;
+    c->sp_wanted = c->release_pending = false;
+    if (!PQenterPipelineMode(c->pg)) return fail_res(c, NULL, err, what);
+    int ok = !rel || PQsendQueryParams(c->pg, "RELEASE SAVEPOINT j", 0, NULL, NULL, NULL, NULL, 0);
+    ok = ok && PQsendQueryParams(c->pg, "SAVEPOINT j", 0, NULL, NULL, NULL, NULL, 0);
+    ok = ok && PQsendQueryPrepared(c->pg, name, a->n, a->v, a->len, a->fmt, 1);
+    ok = ok && PQpipelineSync(c->pg);
+    pt_result r = ok ? PT_OK : fail_res(c, NULL, err, what);
+    /* Results: one group per command, each ended by NULL, then the sync.
+     * The first failure is the one reported; the commands after it come
+     * back PIPELINE_ABORTED. */
+    int nq = rel ? 3 : 2, q = 0; /* q: index of the command being read */
+    PGresult *res;
+    while (ok && !conn_bad(c) && q <= nq) {
+        res = PQgetResult(c->pg);
+        if (!res) {
+            q++;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (q == nq - 2) c->sp_open = true; /* SAVEPOINT j done */
+            if (q == nq - 1 && r == PT_OK && !*out) {
+                *out = res; /* the statement's result */
+                continue;
+            }
+        } else if (r == PT_OK) {
+            r = fail_res(c, res, err, what);
+        }
+        PQclear(res);
+    }
+    if (!PQexitPipelineMode(c->pg)) {
+        /* results left over (a broken connection): drop them */
+        while ((res = PQgetResult(c->pg)) != NULL)
+            PQclear(res);
+        PQexitPipelineMode(c->pg);
+    }
+    if (r == PT_OK && !*out) r = fail_res(c, NULL, err, what);
+    if (r != PT_OK) {
+        PQclear(*out);
+        *out = NULL;
+    }
+    return r;
+}
+
 /* Runs a prepared statement to completion; *out (on PT_OK) must be
  * PQclear'ed. */
 static pt_result run(pg_conn *c0, enum stmt_id id, const pargs *a, PGresult **out, pt_err *err,
@@ -752,6 +841,7 @@ static pt_result run(pg_conn *c0, enum stmt_id id, const pargs *a, PGresult **ou
         if (r != PT_OK) return r;
         char name[16];
         stmt_name(id, name);
+        if (c->sp_wanted) return run_pipelined(c, name, a, out, err, what);
         PGresult *res = PQexecPrepared(c->pg, name, a->n, a->v, a->len, a->fmt, 1);
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -780,6 +870,7 @@ static pt_result scan(pg_conn *c0, enum stmt_id id, const pargs *a, const char *
     for (int attempt = 0;; attempt++) {
         r = ready(c, NULL, what);
         if (r == PT_OK) r = prepare(c, id, a, NULL, what);
+        if (r == PT_OK) r = flush_savepoint(c, NULL, what);
         if (r != PT_OK) return r;
         char name[16];
         stmt_name(id, name);
@@ -809,17 +900,6 @@ static pt_result scan(pg_conn *c0, enum stmt_id id, const pargs *a, const char *
         c->streaming = false;
         if (!lost) return r;
     }
-}
-
-/* Runs SQL without parameters (transaction control, migrations). */
-static pt_result exec_sql(pg_conn *c, const char *sql, pt_err *err, const char *what)
-{
-    PGresult *res = PQexec(c->pg, sql);
-    ExecStatusType st = PQresultStatus(res);
-    pt_result r = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? PT_OK
-                                                                   : fail_res(c, res, err, what);
-    PQclear(res);
-    return r;
 }
 
 /* ------------------------------------------------------------------------
@@ -899,8 +979,7 @@ static pt_result migrate(pg_store *s, pg_conn *c, int create, pt_err *err)
         r = exec_sql(c, sql, err, what);
         if (r == PT_OK) {
             PGresult *res = PQexec(c->pg, "COMMIT");
-            if (PQresultStatus(res) != PGRES_COMMAND_OK ||
-                strcmp(PQcmdStatus(res), "COMMIT") != 0)
+            if (PQresultStatus(res) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(res), "COMMIT") != 0)
                 r = PQresultStatus(res) == PGRES_COMMAND_OK
                         ? pt_err_set(err, PT_ERR_STORAGE, "", "%s: rolled back", what)
                         : fail_res(c, res, err, what);
@@ -1035,7 +1114,7 @@ static pt_result pg_tx_begin(pt_conn *c_base, pt_err *err)
         return r;
     }
     c->in_tx = true;
-    c->release_pending = false;
+    c->release_pending = c->sp_wanted = c->sp_open = false;
     return PT_OK;
 }
 
@@ -1045,7 +1124,7 @@ static pt_result pg_tx_commit(pt_conn *c_base, pt_err *err)
     if (!c->in_tx)
         return pt_err_set(err, PT_ERR_STORAGE, "",
                           "transaction was rolled back by an earlier storage error");
-    c->release_pending = false; /* COMMIT releases every savepoint */
+    c->release_pending = c->sp_wanted = c->sp_open = false; /* COMMIT releases them all */
     if (conn_bad(c)) {
         c->in_tx = false;
         return pt_err_set(err, PT_ERR_STORAGE, "",
@@ -1076,26 +1155,36 @@ static void pg_tx_rollback(pt_conn *c_base)
     pg_conn *c = (pg_conn *)c_base;
     if (!c || !c->in_tx) return;
     c->in_tx = false;
-    c->release_pending = false;
+    c->release_pending = c->sp_wanted = c->sp_open = false;
     if (!conn_bad(c) && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         PQclear(PQexec(c->pg, "ROLLBACK"));
 }
 
+/* A savepoint costs a round trip and, in PostgreSQL, a subtransaction.
+ * So SAVEPOINT is only noted here and sent together with the job's first
+ * statement (see run_pipelined); a job that runs no statement sends none.
+ * Its RELEASE travels with the next job's SAVEPOINT, or is made moot by
+ * COMMIT. Savepoints do not nest (the services never nest them). */
 static pt_result pg_tx_savepoint(pt_conn *c_base, pt_err *err)
 {
     pg_conn *c = (pg_conn *)c_base;
     if (!c->in_tx) return pt_err_set(err, PT_ERR_INTERNAL, "", "savepoint outside a transaction");
+    if (c->sp_wanted || c->sp_open)
+        return pt_err_set(err, PT_ERR_INTERNAL, "", "savepoint: savepoints do not nest");
     if (conn_bad(c))
         return pt_err_set(err, PT_ERR_STORAGE, "", "savepoint: database connection lost");
-    /* the previous job's RELEASE travels with this SAVEPOINT: one round trip */
-    const char *sql = c->release_pending ? "RELEASE SAVEPOINT j; SAVEPOINT j" : "SAVEPOINT j";
-    c->release_pending = false;
-    return exec_sql(c, sql, err, "savepoint");
+    c->sp_wanted = true;
+    return PT_OK;
 }
 
 static pt_result pg_tx_release(pt_conn *c_base, pt_err *err)
 {
     pg_conn *c = (pg_conn *)c_base;
+    if (c->sp_wanted) { /* never sent: nothing to release */
+        c->sp_wanted = false;
+        return PT_OK;
+    }
+    if (!c->sp_open) return pt_err_set(err, PT_ERR_INTERNAL, "", "savepoint release: no savepoint");
     if (conn_bad(c))
         return pt_err_set(err, PT_ERR_STORAGE, "", "savepoint release: database connection lost");
     /* libpq knows the transaction state without a round trip: a statement
@@ -1103,6 +1192,7 @@ static pt_result pg_tx_release(pt_conn *c_base, pt_err *err)
     if (PQtransactionStatus(c->pg) == PQTRANS_INERROR)
         return pt_err_set(err, PT_ERR_INTERNAL, "",
                           "savepoint release: a database statement of this job failed");
+    c->sp_open = false;
     c->release_pending = true;
     return PT_OK;
 }
@@ -1110,8 +1200,13 @@ static pt_result pg_tx_release(pt_conn *c_base, pt_err *err)
 static void pg_tx_rollback_to(pt_conn *c_base)
 {
     pg_conn *c = (pg_conn *)c_base;
-    if (!c || !c->in_tx || conn_bad(c)) return;
-    c->release_pending = false;
+    if (!c) return;
+    if (c->sp_wanted) { /* never sent: nothing ran since */
+        c->sp_wanted = false;
+        return;
+    }
+    if (!c->in_tx || !c->sp_open || conn_bad(c)) return;
+    c->sp_open = false;
     /* ROLLBACK TO keeps the savepoint open; RELEASE pops it so that
      * savepoints do not pile up across the jobs of a group commit. */
     exec_sql(c, "ROLLBACK TO SAVEPOINT j; RELEASE SAVEPOINT j", NULL, "savepoint rollback");
@@ -1309,8 +1404,8 @@ static pt_result pg_db_key_list(pt_conn *c_base, uint32_t tenant, pt_key_cb cb, 
     struct key_scan s = {cb, ctx};
     pargs a = {0};
     if (tenant) p_i64(&a, tenant);
-    return scan((pg_conn *)c_base, tenant ? S_KEY_LIST_TENANT : S_KEY_LIST_ALL, &a,
-                "api key list", visit_key, &s);
+    return scan((pg_conn *)c_base, tenant ? S_KEY_LIST_TENANT : S_KEY_LIST_ALL, &a, "api key list",
+                visit_key, &s);
 }
 
 static pt_result pg_db_key_revoke(pt_conn *c_base, uint32_t tenant, const uint8_t id[PT_ID_BYTES],
@@ -1632,8 +1727,7 @@ static pt_result visit_subject(const PGresult *res, void *arg, int *stop)
     return PT_OK;
 }
 
-static pt_result pg_db_subject_scan(pt_conn *c_base, int64_t after_row, pt_subject_cb cb,
-                                    void *ctx)
+static pt_result pg_db_subject_scan(pt_conn *c_base, int64_t after_row, pt_subject_cb cb, void *ctx)
 {
     if (!cb) return PT_ERR_INVALID;
     struct subject_scan s = {cb, ctx};
@@ -1904,8 +1998,7 @@ static pt_result pg_db_state_list_subject(pt_conn *c_base, const uint8_t subject
     struct state_scan s = {cb, ctx};
     pargs a = {0};
     p_bytes(&a, subject, PT_ID_BYTES);
-    return scan((pg_conn *)c_base, S_STATE_LIST_SUBJECT, &a, "consent state list", visit_state,
-                &s);
+    return scan((pg_conn *)c_base, S_STATE_LIST_SUBJECT, &a, "consent state list", visit_state, &s);
 }
 
 static pt_result pg_db_state_scan(pt_conn *c_base, int64_t after_seq, pt_state_cb cb, void *ctx)
