@@ -5,7 +5,8 @@
 set -euo pipefail
 PKGS=(build-essential clang meson ninja-build pkg-config python3
       libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev
-      libpq-dev libcriterion-dev sqlite3 curl wrk nginx-light libclang-rt-14-dev)
+      libpq-dev libcriterion-dev sqlite3 curl wrk nginx-light libclang-rt-14-dev
+      postgresql-15 postgresql-client-15)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: unit and black-box tests (gcc), the same under
-# ASan+UBSan (clang), the command line, the SIGKILL crash test, storage fault tests, and a
-# short fuzzing run.
+# The whole test suite: unit and black-box tests (gcc, SQLite), the
+# black-box suite again on PostgreSQL, unit and black-box tests under
+# ASan+UBSan (clang), the command line, the SIGKILL crash test, storage
+# fault tests, and a short fuzzing run.
 # Ends with one line "N passed, N failed" counting every test case.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,10 +24,10 @@ print(p, f)
 PY
 }
 
-run_meson() { # dir label
-  local dir=$1 label=$2
+run_meson() { # dir label [meson test args...]
+  local dir=$1 label=$2; shift 2
   echo "== $label"
-  if meson test -C "$dir" --print-errorlogs --num-processes 2 >"$log" 2>&1; then :; else
+  if meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" >"$log" 2>&1; then :; else
     tail -60 "$log"; fi
   grep -E '^ *[0-9]+/[0-9]+ ' "$log" | sed 's/^/   /'
   read -r p f < <(count_criterion "$dir/meson-logs/testlog.txt")
@@ -42,6 +43,14 @@ echo "== build (gcc)"
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null || { echo "build failed"; ninja -C build | tail -30; echo "0 passed, 1 failed"; exit 1; }
 run_meson build "unit + black-box (gcc)"
+
+echo "== PostgreSQL: a throwaway cluster"
+if pgurl=$(./scripts/pg.sh start 2>"$log"); then
+  PATTO_TEST_PG=$pgurl run_meson build "black-box on PostgreSQL (gcc)" --suite blackbox
+  ./scripts/pg.sh stop >/dev/null 2>&1 || true
+else
+  cat "$log"; echo "   cannot start PostgreSQL"; failed=$((failed + 1))
+fi
 
 echo "== build (clang, ASan+UBSan)"
 [ -d build-asan ] || CC=clang meson setup build-asan -Db_sanitize=address,undefined \

@@ -21,6 +21,21 @@ typedef struct cat_entry {
     pt_purpose_ref ref;
 } cat_entry;
 
+typedef struct tenant_entry {
+    uint32_t id;
+    char name[PT_TENANT_NAME_MAX + 1];
+} tenant_entry;
+
+/* Notices are immutable, so the hash of a published (committed) version
+ * can be remembered for good. */
+#define NOTICE_CACHE_MAX 256
+typedef struct notice_entry {
+    uint32_t tenant;
+    char notice[PT_NOTICE_NAME_MAX + 1];
+    char version[PT_NOTICE_VERSION_MAX + 1];
+    char sha256[PT_SHA256_HEX];
+} notice_entry;
+
 typedef struct key_entry {
     uint8_t id[PT_ID_BYTES];
     uint32_t tenant;
@@ -54,6 +69,10 @@ struct pt_app {
     pthread_rwlock_t cat_lock;
     cat_entry *cat;
     size_t ncat;
+    tenant_entry *tenants;
+    size_t ntenants;
+    notice_entry notices[NOTICE_CACHE_MAX];
+    size_t nnotices;
     key_entry *keys;
     size_t nkeys;
 
@@ -163,13 +182,24 @@ static int key_collect(void *ctx, const pt_key_rec *r)
     return 0;
 }
 
+static int tenant_collect(void *ctx, const pt_tenant_rec *r)
+{
+    tenant_entry *e = vec_push(ctx);
+    if (!e) return 1;
+    e->id = r->id;
+    memcpy(e->name, r->name, sizeof e->name);
+    return 0;
+}
+
 static pt_result reload_catalog(pt_app *app, pt_conn *c)
 {
-    vec v = {.size = sizeof(cat_entry)};
+    vec v = {.size = sizeof(cat_entry)}, t = {.size = sizeof(tenant_entry)};
     pt_result rc = pt_db_purpose_list(c, 0, cat_collect, &v);
-    if (rc == PT_OK && v.oom) rc = PT_ERR_NOMEM;
+    if (rc == PT_OK) rc = pt_db_tenant_list(c, tenant_collect, &t);
+    if (rc == PT_OK && (v.oom || t.oom)) rc = PT_ERR_NOMEM;
     if (rc != PT_OK) {
         free(v.p);
+        free(t.p);
         return rc;
     }
     if (v.n) qsort(v.p, v.n, sizeof(cat_entry), cat_cmp);
@@ -177,8 +207,58 @@ static pt_result reload_catalog(pt_app *app, pt_conn *c)
     free(app->cat);
     app->cat = v.p;
     app->ncat = v.n;
+    free(app->tenants);
+    app->tenants = t.p;
+    app->ntenants = t.n;
     pthread_rwlock_unlock(&app->cat_lock);
     return PT_OK;
+}
+
+pt_result pt_catalog_tenant_name(pt_app *app, uint32_t tenant, char name[PT_TENANT_NAME_MAX + 1])
+{
+    pt_result rc = PT_ERR_NOT_FOUND;
+    pthread_rwlock_rdlock(&app->cat_lock);
+    for (size_t i = 0; i < app->ntenants; i++)
+        if (app->tenants[i].id == tenant) {
+            memcpy(name, app->tenants[i].name, PT_TENANT_NAME_MAX + 1);
+            rc = PT_OK;
+            break;
+        }
+    pthread_rwlock_unlock(&app->cat_lock);
+    return rc;
+}
+
+pt_result pt_catalog_notice_hash(pt_app *app, uint32_t tenant, const char *notice,
+                                 const char *version, char sha256[PT_SHA256_HEX])
+{
+    pt_result rc = PT_ERR_NOT_FOUND;
+    pthread_rwlock_rdlock(&app->cat_lock);
+    for (size_t i = 0; i < app->nnotices; i++) {
+        notice_entry *e = &app->notices[i];
+        if (e->tenant == tenant && !strcmp(e->notice, notice) && !strcmp(e->version, version)) {
+            memcpy(sha256, e->sha256, PT_SHA256_HEX);
+            rc = PT_OK;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&app->cat_lock);
+    return rc;
+}
+
+void pt_catalog_notice_remember(pt_app *app, uint32_t tenant, const char *notice,
+                                const char *version, const char sha256[PT_SHA256_HEX])
+{
+    char have[PT_SHA256_HEX];
+    if (pt_catalog_notice_hash(app, tenant, notice, version, have) == PT_OK) return;
+    pthread_rwlock_wrlock(&app->cat_lock);
+    if (app->nnotices < NOTICE_CACHE_MAX) {
+        notice_entry *e = &app->notices[app->nnotices++];
+        e->tenant = tenant;
+        snprintf(e->notice, sizeof e->notice, "%s", notice);
+        snprintf(e->version, sizeof e->version, "%s", version);
+        memcpy(e->sha256, sha256, PT_SHA256_HEX);
+    }
+    pthread_rwlock_unlock(&app->cat_lock);
 }
 
 static pt_result reload_keys(pt_app *app, pt_conn *c)
@@ -719,6 +799,7 @@ void pt_app_close(pt_app *app)
     pt_store_close(app->store);
     pt_cache_free(app->cache);
     free(app->cat);
+    free(app->tenants);
     free(app->keys);
     pt_keyring_wipe(&app->kr);
     pthread_rwlock_destroy(&app->cat_lock);

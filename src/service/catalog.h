@@ -22,6 +22,15 @@ pt_result pt_catalog_find(pt_app *app, uint32_t tenant, const char *name, pt_pur
 pt_result pt_catalog_name(pt_app *app, uint32_t tenant, uint16_t idx,
                           char name[PT_PURPOSE_NAME_MAX + 1], pt_purpose_ref *out);
 
+/* The tenant's name, from the catalog snapshot. */
+pt_result pt_catalog_tenant_name(pt_app *app, uint32_t tenant, char name[PT_TENANT_NAME_MAX + 1]);
+/* Hashes of published notice versions, remembered once committed: texts
+ * are immutable, so a remembered hash never goes stale. */
+pt_result pt_catalog_notice_hash(pt_app *app, uint32_t tenant, const char *notice,
+                                 const char *version, char sha256[PT_SHA256_HEX]);
+void pt_catalog_notice_remember(pt_app *app, uint32_t tenant, const char *notice,
+                                const char *version, const char sha256[PT_SHA256_HEX]);
+
 typedef struct pt_principal {
     uint32_t tenant;
     pt_role role;

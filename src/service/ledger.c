@@ -227,11 +227,20 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
         memcpy(e.notice_sha256, h->notice_sha256, sizeof e.notice_sha256);
         memcpy(e.notice, a->notice, sizeof e.notice);
         memcpy(e.notice_version, a->notice_version, sizeof e.notice_version);
+    } else if (a->notice[0] && pt_catalog_notice_hash(app, a->tenant, a->notice,
+                                                      a->notice_version,
+                                                      e.notice_sha256) == PT_OK) {
+        memcpy(e.notice, a->notice, sizeof e.notice);
+        memcpy(e.notice_version, a->notice_version, sizeof e.notice_version);
     } else if (a->notice[0]) {
         pt_notice_rec n;
         memset(&n, 0, sizeof n);
         rc = pt_db_notice_get(c, a->tenant, a->notice, a->notice_version, &n);
         pt_notice_rec_clear(&n);
+        /* remember only what was committed before this batch: a notice
+         * published in the same batch could still be rolled back */
+        if (rc == PT_OK && n.created_at < pt_wctx_now(w))
+            pt_catalog_notice_remember(app, a->tenant, a->notice, a->notice_version, n.sha256);
         if (rc == PT_ERR_NOT_FOUND) {
             rc = pt_err_set(err, PT_ERR_POLICY, "notice",
                             "notice '%s' version '%s' is not published; POST /v1/notices first",
@@ -341,7 +350,9 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
     if (out) {
         pt_tenant_rec t;
         char sid[PT_ID_STR_MAX], eid[PT_ID_STR_MAX];
-        if (pt_db_tenant_by_id(c, a->tenant, &t) != PT_OK) t.name[0] = '\0';
+        if (pt_catalog_tenant_name(app, a->tenant, t.name) != PT_OK &&
+            pt_db_tenant_by_id(c, a->tenant, &t) != PT_OK)
+            t.name[0] = '\0';
         pt_id_format("sub", s.id, sid);
         pt_id_format("evt", e.id, eid);
         *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o}", "event", eid,
