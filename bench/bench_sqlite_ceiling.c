@@ -1,14 +1,16 @@
 /* bench_sqlite_ceiling.c - the import ceiling: raw SQLite inserting ROWS
  * rows as wide as patto's ledger events (same columns, same kinds of
  * values: 16-byte ids, short texts, a hex SHA-256, three times), with one
- * prepared statement in one transaction, under the pragmas patto uses
- * (WAL, synchronous=FULL, secure_delete, 32 MiB page cache).
+ * prepared statement in one transaction, under the pragmas patto's
+ * src/store/sqlite.c sets (WAL, synchronous=FULL, secure_delete, 8 KiB
+ * pages, 64 MiB page cache, checkpoint every 16384 pages); keep them in
+ * step when those change.
  *
  * Plain: a rowid table and nothing else - the ideal.
  * --indexed: also patto's UNIQUE(id) and its two secondary indexes on
  * events, to show what the indexes alone cost (a diagnostic, not the
  * ceiling).
- * --cache-mib N: page cache of N MiB instead of patto's 32 (a diagnostic:
+ * --cache-mib N: page cache of N MiB instead of patto's 64 (a diagnostic:
  * how much of the cost is dirty pages spilled to the WAL and read back).
  *
  * usage: bench_sqlite_ceiling DBPATH ROWS [--indexed] [--cache-mib N]
@@ -62,7 +64,7 @@ static int exec(sqlite3 *db, const char *sql)
 int main(int argc, char **argv)
 {
     int indexed = 0;
-    long cache_mib = 32;
+    long cache_mib = 64;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--indexed") == 0) {
             indexed = 1;
@@ -92,12 +94,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_sqlite_ceiling: cannot open %s\n", path);
         return 3;
     }
-    char pragmas[256];
+    char pragmas[512];
     snprintf(pragmas, sizeof pragmas,
+             "PRAGMA page_size = 8192;"
              "PRAGMA journal_mode = WAL;"
              "PRAGMA synchronous = FULL;"
              "PRAGMA secure_delete = ON;"
-             "PRAGMA cache_size = -%ld;",
+             "PRAGMA cache_size = -%ld;"
+             "PRAGMA wal_autocheckpoint = 16384;"
+             "PRAGMA journal_size_limit = 134217728;",
              cache_mib * 1024);
     if (exec(db, pragmas) != 0 ||
         exec(db, indexed ? "CREATE TABLE events("

@@ -27,11 +27,12 @@
 #   BENCH_HTTP_ROUNDS=2      figure 3 alternates patto and nginx this many
 #                            times and keeps the best run of each
 #   BENCH_CHECK_SECONDS=1    each timed loop of figure 1 (3 rounds of 5 loops)
-#   BENCH_SQLITE_INDEXED=1   also time raw SQLite with patto's event indexes
-#                            (a diagnostic, not the ceiling)
-#   BENCH_PERF=0             1: `perf record -g` the import and the server under
-#                            each wrk load (perturbs the figures; reports are
-#                            kept in the temporary directory)
+#   BENCH_SQLITE_INDEXED=0   1: also time raw SQLite with patto's event indexes
+#                            (a diagnostic, not the ceiling; ~2 min at 1M)
+#   BENCH_PERF=0             1: `perf record --call-graph dwarf` the import and
+#                            the server under each wrk load (perturbs the
+#                            figures; inclusive-time reports are kept in the
+#                            temporary directory)
 #   BENCH_KEEP=0             1: keep the temporary directory
 #
 # Traffic goes to 127.0.0.1 only. Every loop is bounded in count and time.
@@ -47,7 +48,7 @@ CONNS=${BENCH_CONNECTIONS:-64}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
 HTTP_ROUNDS=${BENCH_HTTP_ROUNDS:-2}
 CHECK_SECONDS=${BENCH_CHECK_SECONDS:-1}
-SQLITE_INDEXED=${BENCH_SQLITE_INDEXED:-1}
+SQLITE_INDEXED=${BENCH_SQLITE_INDEXED:-0}
 PERF=${BENCH_PERF:-0}
 KEEP=${BENCH_KEEP:-0}
 
@@ -68,11 +69,11 @@ T=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/patto-bench.XXXXXX")
 PATTO_PID=
 NGINX_PID=
 
-stop_pid() { # PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
+stop_pid() { # PID [SECONDS]: TERM, wait up to SECONDS (30), then KILL
+    local pid=$1 secs=${2:-30} i
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < secs * 10; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -118,16 +119,27 @@ wait_http() {
     done
     return 1
 }
+# CPU time in ns (scheduler run time, all threads) of PID and of its child
+# processes (nginx's workers)
+tree_cpu_ns() {
+    local p
+    # shellcheck disable=SC2046
+    for p in "$1" $(pgrep -P "$1" || true); do
+        cat /proc/"$p"/task/*/schedstat 2>/dev/null || true
+    done | awk '{ t += $1 } END { printf "%.0f\n", t }'
+}
 # run_wrk OUT PID SCRIPT URL [KEY]: wrk in the background while the
-# server's VmRSS is sampled once a second; prints the highest sample (KiB).
+# server's VmRSS is sampled once a second; prints the highest sample (KiB)
+# and the CPU time (ns) the server (PID and its children) used meanwhile.
 run_wrk() {
-    local out=$1 pid=$2 script=$3 url=$4 key=${5:-} wpid perfpid="" max=0 r i
+    local out=$1 pid=$2 script=$3 url=$4 key=${5:-} wpid perfpid="" max=0 r i c0 c1
+    c0=$(tree_cpu_ns "$pid")
     wrk -t"$WRK_THREADS" -c"$CONNS" -d"$DURATION" --timeout 10s --latency -s "$HERE/$script" \
         "$url" -- "$T/ids.txt" "$key" >"$out" 2>&1 &
     wpid=$!
-    if [ "$PERF" = 1 ]; then
-        perf record -F 499 -g -o "$out.perf" -p "$pid" -- sleep "$((${DURATION%s} + 1))" \
-            >/dev/null 2>&1 &
+    if [ "$PERF" = 1 ] && [ "$pid" = "$PATTO_PID" ]; then
+        perf record -F 199 --call-graph dwarf,16384 -o "$out.perf" -p "$pid" -- \
+            sleep "$((${DURATION%s} + 1))" >/dev/null 2>&1 &
         perfpid=$!
     fi
     for ((i = 0; i < 600; i++)); do
@@ -140,15 +152,25 @@ run_wrk() {
         cat "$out" >&2
         die "wrk failed"
     }
+    c1=$(tree_cpu_ns "$pid")
     if [ -n "$perfpid" ]; then
         wait "$perfpid" || true
-        perf report -i "$out.perf" --no-children --percent-limit 0.5 --stdio \
-            >"$out.perf.txt" 2>/dev/null || true
+        perf report -i "$out.perf" --children --sort symbol -g none --percent-limit 0.5 \
+            --stdio >"$out.perf.txt" 2>/dev/null || true
     fi
-    echo "$max"
+    echo "$max $((c1 - c0))"
+}
+# server_cpu NS OUT: "<cores busy> <CPU microseconds per answer>"
+server_cpu() {
+    awk -v t="$1" -v s="$(lua "$2" seconds)" -v n="$(lua "$2" ok)" \
+        'BEGIN { printf "%.2f %.1f\n", (s > 0 ? t / 1e9 / s : 0), (n > 0 ? t / 1e3 / n : 0) }'
 }
 
-echo "== patto benchmarks: $N subjects x 3 purposes, $(nproc) cores, tmp $T"
+REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
+if ! git --no-optional-locks -C "$ROOT" diff --quiet HEAD -- src meson.build 2>/dev/null; then
+    REV="$REV + uncommitted changes in src/"
+fi
+echo "== patto benchmarks: $N subjects x 3 purposes, $(nproc) cores, source $REV, tmp $T"
 
 # ---------------------------------------------------------------- build
 if [ ! -f "$BUILD/build.ninja" ]; then
@@ -180,11 +202,12 @@ case $KEY in patto_*) ;; *)
     die "patto init gave no key"
     ;;
 esac
+(umask 077 && echo "$KEY" >"$T/admin.key") # for a look afterwards (BENCH_KEEP=1)
 if [ "$PERF" = 1 ]; then
-    perf record -F 499 -g -o "$T/import.perf" -- \
+    perf record -F 29 --call-graph dwarf,16384 -o "$T/import.perf" -- \
         "$PATTO" import --db "$DB" --tenant demo --format jsonl "$T/events.jsonl" 2>"$T/import.err"
-    perf report -i "$T/import.perf" --no-children --percent-limit 0.5 --stdio \
-        >"$T/import.perf.txt" 2>/dev/null || true
+    perf report -i "$T/import.perf" --children --sort symbol -g none --percent-limit 0.5 \
+        --stdio >"$T/import.perf.txt" 2>/dev/null || true
 else
     "$PATTO" import --db "$DB" --tenant demo --format jsonl "$T/events.jsonl" 2>"$T/import.err"
 fi
@@ -275,19 +298,25 @@ echo "nginx (workers $THREADS) on 127.0.0.1:$NPORT, body" \
     "$(curl -s "http://127.0.0.1:$NPORT/v1/check" | wc -c) bytes"
 
 # Rounds alternate patto and nginx; the best run of each is kept.
-H_RATE=0 N_RATE=0 S_RSS_KB=0 H_OK=0 H_OTHER=0
+# The server's CPU per answer is printed too: on a small machine wrk shares
+# the cores with the server and may be what limits the request rate.
+H_RATE=0 N_RATE=0 S_RSS_KB=0 H_OK=0 H_OTHER=0 H_US=0 N_US=0
 for ((round = 1; round <= HTTP_ROUNDS; round++)); do
     out=$T/wrk_check.$round.out
-    r=$(run_wrk "$out" "$PATTO_PID" wrk_check.lua "http://127.0.0.1:$PORT" "$KEY")
+    read -r r cpu_ns < <(run_wrk "$out" "$PATTO_PID" wrk_check.lua "http://127.0.0.1:$PORT" "$KEY")
+    read -r cores us < <(server_cpu "$cpu_ns" "$out")
     S_RSS_KB=$(max_of "$S_RSS_KB" "$r")
-    echo "round $round patto: $(wrk_rate "$out") req/s; $(grep '^LUA' "$out" | cut -c5-)"
-    H_RATE=$(max_of "$H_RATE" "$(wrk_rate "$out")")
+    echo "round $round patto: $(wrk_rate "$out") req/s; server CPU $cores cores," \
+        "$us us/answer; $(grep '^LUA' "$out" | cut -c5-)"
+    if ge "$(wrk_rate "$out")" "$H_RATE"; then H_RATE=$(wrk_rate "$out") H_US=$us; fi
     H_OK=$((H_OK + $(lua "$out" ok)))
     H_OTHER=$((H_OTHER + $(lua "$out" other)))
     out=$T/wrk_nginx.$round.out
-    run_wrk "$out" "$NGINX_PID" wrk_check.lua "http://127.0.0.1:$NPORT" >/dev/null
-    echo "round $round nginx: $(wrk_rate "$out") req/s; $(grep '^LUA' "$out" | cut -c5-)"
-    N_RATE=$(max_of "$N_RATE" "$(wrk_rate "$out")")
+    read -r r cpu_ns < <(run_wrk "$out" "$NGINX_PID" wrk_check.lua "http://127.0.0.1:$NPORT")
+    read -r cores us < <(server_cpu "$cpu_ns" "$out")
+    echo "round $round nginx: $(wrk_rate "$out") req/s; server CPU $cores cores," \
+        "$us us/answer; $(grep '^LUA' "$out" | cut -c5-)"
+    if ge "$(wrk_rate "$out")" "$N_RATE"; then N_RATE=$(wrk_rate "$out") N_US=$us; fi
 done
 S_HWM_KB=$(hwm_kb "$PATTO_PID")
 echo "patto VmRSS while serving: max $((S_RSS_KB / 1024)) MiB (VmHWM $((S_HWM_KB / 1024)) MiB)"
@@ -301,15 +330,19 @@ echo "== 4. POST /v1/consents durable (wrk -t$WRK_THREADS -c$CONNS -d$DURATION),
 "$BB/bench_fsync" "$T/fsync.test" 3 | tee "$T/fsync.out"
 F_RATE=$(result "$T/fsync.out" syncs_per_s)
 out=$T/wrk_post.out
-W_RSS_KB=$(run_wrk "$out" "$PATTO_PID" wrk_consent.lua "http://127.0.0.1:$PORT" "$KEY")
-echo "patto: $(wrk_rate "$out") req/s; $(grep '^LUA' "$out" | cut -c5-)"
+read -r W_RSS_KB cpu_ns < <(run_wrk "$out" "$PATTO_PID" wrk_consent.lua "http://127.0.0.1:$PORT" "$KEY")
+read -r cores us < <(server_cpu "$cpu_ns" "$out")
+echo "patto: $(wrk_rate "$out") req/s; server CPU $cores cores, $us us/201;" \
+    "$(grep '^LUA' "$out" | cut -c5-)"
 W_RATE=$(lua "$out" ok_per_s)
 W_OK=$(lua "$out" ok)
 W_OTHER=$(lua "$out" other)
 W_STATUSES=$(lua "$out" statuses)
 echo "patto VmRSS under writes: max $((W_RSS_KB / 1024)) MiB"
-stop_pid "$PATTO_PID"
+t0=$(date +%s.%N)
+stop_pid "$PATTO_PID" 60
 PATTO_PID=
+echo "patto serve stopped $(since "$t0") s after SIGTERM"
 
 # ---------------------------------------------------------------- summary
 mark() { if "$@"; then echo "met"; else echo "MISSED"; fi; }
@@ -329,14 +362,16 @@ if [ -n "$I_IDX" ]; then
 fi
 row "3. GET /v1/check vs nginx" "$H_RATE/s" "$N_RATE/s" "$H_RATIO" ">= 0.50 of nginx" \
     "$(mark ge "$H_RATIO" 0.5)"
+row "   server CPU per answer" "$H_US us" "$N_US us" "$(fdiv "$N_US" "$H_US")" "(nginx/patto)" ""
 row "   answers 200 / other" "$H_OK / $H_OTHER" "" "" "other = 0" "$(mark [ "$H_OTHER" = 0 ])"
 row "   patto VmRSS serving (max)" "$((S_RSS_KB / 1024)) MiB" "" "" "<= 300 MiB" \
     "$(mark le "$((S_RSS_KB / 1024))" 300)"
 row "4. POST /v1/consents, 201/s" "$W_RATE/s" "$F_RATE fsync/s" "$(fdiv "$W_RATE" "$F_RATE")" \
     ">= 20000/s" "$(mark ge "$W_RATE" 20000)"
 row "   201 / non-201" "$W_OK / $W_OTHER" "" "" "($W_STATUSES)" ""
+row "   patto VmRSS under POST (max)" "$((W_RSS_KB / 1024)) MiB" "" "" "<= 300 MiB" \
+    "$(mark le "$((W_RSS_KB / 1024))" 300)"
 if [ "$PERF" = 1 ]; then
     echo
-    echo "perf reports: $T/import.perf.txt $T/wrk_check.*.out.perf.txt $T/wrk_nginx.*.out.perf.txt" \
-        "$T/wrk_post.out.perf.txt"
+    echo "perf reports: $T/import.perf.txt $T/wrk_check.*.out.perf.txt $T/wrk_post.out.perf.txt"
 fi
