@@ -143,8 +143,12 @@ headers:
 static void op_done(pt_op *op)
 {
     pt_req *r = op->done_ctx;
+    pt_http *h = r->http; /* r may be freed once resumed */
     r->done = true;
     MHD_resume_connection(r->conn);
+    /* counted here, on the writer, because a client that hung up while
+     * its write was queued never comes back through on_request */
+    atomic_fetch_sub(&h->pending, 1);
 }
 
 void pt_req_submit(pt_req *r)
@@ -159,7 +163,6 @@ void pt_req_submit(pt_req *r)
 
 static void finish_op(pt_req *r)
 {
-    atomic_fetch_sub(&r->http->pending, 1);
     if (r->op.rc == PT_OK) {
         pt_req_json(r, r->op.status ? r->op.status : 200, r->op.out);
         r->op.out = NULL;

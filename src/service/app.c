@@ -599,6 +599,7 @@ pt_result pt_app_bulk(pt_app *app, pt_write_fn fn, void *arg, pt_err *err)
     pt_conn *c = NULL;
     pt_result rc = pt_conn_open(app->store, &c, err);
     if (rc != PT_OK) return rc;
+    pt_conn_tune(c, PT_CONN_BULK);
     run_batch(app, c, &op);
     pt_conn_close(c);
     if (op.rc != PT_OK && err) *err = op.err;
@@ -724,6 +725,7 @@ pt_result pt_app_open(const pt_app_config *cfg, pt_app **out, pt_err *err)
     if (rc != PT_OK) goto fail;
     rc = pt_conn_open(app->store, &app->wconn, err);
     if (rc != PT_OK) goto fail;
+    pt_conn_tune(app->wconn, PT_CONN_WRITER);
 
     /* The database remembers which keyring it belongs to, so that starting
      * with the wrong one fails now instead of failing to decrypt later. */
@@ -765,6 +767,7 @@ pt_result pt_app_open(const pt_app_config *cfg, pt_app **out, pt_err *err)
             pt_err_set(err, rc, "", "cannot load the consent state");
             goto fail;
         }
+        pt_conn_tune(app->sync_conn, PT_CONN_READER); /* give back the scan's pages */
         if (pthread_create(&app->writer_thread, NULL, writer_main, app) != 0) {
             rc = pt_err_set(err, PT_ERR_INTERNAL, "", "cannot start the writer thread");
             goto fail;

@@ -79,4 +79,19 @@ pt_result pt_import(pt_app *app, uint32_t tenant, FILE *in, pt_import_format fmt
  * decrypted (it is the tenant's own data). */
 pt_result pt_export(pt_app *app, uint32_t tenant, FILE *out, uint64_t *count, pt_err *err);
 
+/* ---- migration between stores (migrate.c) ---- */
+typedef struct pt_migrate_stats {
+    uint64_t tenants, keys, purposes, notices, subjects, identifiers, events, states;
+} pt_migrate_stats;
+/* Copies a whole installation from the store at url `from` to the one at
+ * `to` (e.g. sqlite:patto.db to postgres://...), in one transaction on the
+ * destination: all or nothing. The destination must hold no tenant,
+ * subject or event (CONFLICT otherwise); the source is locked against
+ * writers while it is read. Sealed data moves as it is, so kr (which must
+ * be the source's keyring: INVALID otherwise) keeps working on the copy.
+ * Event seqs are the destination's own; their order is kept. st may be
+ * NULL; it is zeroed on failure. */
+pt_result pt_migrate(const char *from, const char *to, const pt_keyring *kr, pt_migrate_stats *st,
+                     pt_err *err);
+
 #endif

@@ -881,9 +881,12 @@ static int configure(sqlite3 *db, pt_err *err)
          * linger in free pages; old copies in the WAL go once it is
          * checkpointed and overwritten or truncated */
         "PRAGMA secure_delete = ON;"
-        /* Per connection, grown only as used. The writer's random index
-         * pages (event id, subject, consent state) are its working set. */
-        "PRAGMA cache_size = -65536;" /* 64 MiB */
+        /* Per connection, grown only as used; readers stay at 8 MiB and
+         * pt_conn_tune gives the writer and bulk imports more. */
+        "PRAGMA cache_size = -8192;"
+        /* Savepoint journals (one per op of a group commit) in memory, not
+         * in a temporary file rewritten for every batch. */
+        "PRAGMA temp_store = MEMORY;"
         /* Checkpoint about every 128 MiB of WAL (8 KiB pages) rather than
          * every 1000 pages: a batch dirties thousands of random index pages,
          * and copying them to the database after every commit doubled the
@@ -1136,6 +1139,19 @@ static pt_result sq_conn_open(pt_store *base, pt_conn **out, pt_err *err)
     c->base.ops = &pt_sqlite_ops;
     *out = &c->base;
     return PT_OK;
+}
+
+static void sq_conn_tune(pt_conn *base, pt_conn_role role)
+{
+    sqlite_conn *c = (sqlite_conn *)base;
+    /* The writer's working set is the random index pages (subject,
+     * consent state) its batches touch; an import's single transaction
+     * must not spill dirty pages to the WAL and read them back. */
+    const char *sql = role == PT_CONN_BULK     ? "PRAGMA cache_size = -1048576;" /* 1 GiB */
+                      : role == PT_CONN_WRITER ? "PRAGMA cache_size = -65536;"   /* 64 MiB */
+                                               : "PRAGMA cache_size = -8192;";   /* 8 MiB */
+    sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    if (role == PT_CONN_READER) sqlite3_db_release_memory(c->db);
 }
 
 static void sq_conn_close(pt_conn *base)
@@ -2077,6 +2093,7 @@ const pt_store_ops pt_sqlite_ops = {
     .store_schema_version = sq_store_schema_version,
     .conn_open = sq_conn_open,
     .conn_close = sq_conn_close,
+    .conn_tune = sq_conn_tune,
     .tx_begin = sq_tx_begin,
     .tx_commit = sq_tx_commit,
     .tx_rollback = sq_tx_rollback,

@@ -153,6 +153,13 @@ int pt_store_schema_version(pt_store *s);
 pt_result pt_conn_open(pt_store *s, pt_conn **out, pt_err *err);
 void pt_conn_close(pt_conn *c); /* accepts NULL */
 
+/* What a connection is for, so that a backend can size its caches: readers
+ * stay small (the node's memory goes to the consent cache), the writer
+ * keeps its hot index pages, a bulk import gets a large cache for its one
+ * long transaction. A hint; a backend may ignore it. */
+typedef enum pt_conn_role { PT_CONN_READER = 0, PT_CONN_WRITER, PT_CONN_BULK } pt_conn_role;
+void pt_conn_tune(pt_conn *c, pt_conn_role role);
+
 /* Transactions. begin takes the write lock at once (SQLite BEGIN IMMEDIATE)
  * so that a batch never fails half-way on lock upgrade. Savepoints nest
  * inside: a failing job of a group commit is rolled back alone. */
