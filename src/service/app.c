@@ -107,6 +107,33 @@ int64_t pt_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void pt_ordered_id(uint8_t id[PT_ID_BYTES])
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t last_ms;
+    static uint32_t seq;
+    int64_t ms = pt_now_ms();
+    pthread_mutex_lock(&mu);
+    if (ms <= last_ms) {
+        /* same millisecond (or the clock stepped back): count on; past
+         * 65535 ids in one millisecond, borrow the next one */
+        if (++seq > 0xffff) {
+            seq = 0;
+            last_ms++;
+        }
+        ms = last_ms;
+    } else {
+        last_ms = ms;
+        seq = 0;
+    }
+    uint32_t n = seq;
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < 6; i++) id[i] = (uint8_t)((uint64_t)ms >> (40 - 8 * i));
+    id[6] = (uint8_t)(n >> 8);
+    id[7] = (uint8_t)n;
+    pt_random(id + 8, PT_ID_BYTES - 8);
+}
+
 bool pt_app_fatal(pt_app *app) { return atomic_load(&app->fatal); }
 pt_store *pt_app_store(pt_app *app) { return app->store; }
 const pt_keyring *pt_app_keyring(pt_app *app) { return &app->kr; }

@@ -45,6 +45,11 @@ pt_result pt_app_open(const pt_app_config *cfg, pt_app **out, pt_err *err);
 void pt_app_close(pt_app *app);
 
 int64_t pt_now_ms(void);
+/* A fresh id that sorts by creation: 48 bits of the current time in ms,
+ * a 16-bit counter within the millisecond, then 64 random bits. Opaque,
+ * unguessable, never derived from anything about a person, and appended
+ * at the end of every index it keys instead of dirtying a random page. */
+void pt_ordered_id(uint8_t id[PT_ID_BYTES]);
 bool pt_app_fatal(pt_app *app);
 pt_store *pt_app_store(pt_app *app);
 const pt_keyring *pt_app_keyring(pt_app *app);

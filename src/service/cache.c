@@ -28,12 +28,14 @@ struct pt_cache {
     shard shards[SHARDS];
 };
 
-/* Ids are random, so their bytes are already a good hash; byte 0 picks
- * the shard, bytes 1..8 the slot. */
+/* Ids end in 64 random bits (they start with the creation time, see
+ * pt_ordered_id), so those bytes are already a good hash: byte 15 picks
+ * the shard, bytes 8..15 the slot. */
+#define SHARD_OF(id) ((id)[PT_ID_BYTES - 1])
 static size_t slot_of(const uint8_t id[PT_ID_BYTES], size_t mask)
 {
     uint64_t h;
-    memcpy(&h, id + 1, sizeof h);
+    memcpy(&h, id + 8, sizeof h);
     return (size_t)h & mask;
 }
 
@@ -97,7 +99,7 @@ static int grow(shard *s)
 
 int pt_cache_subject_put(pt_cache *c, const uint8_t id[PT_ID_BYTES], uint32_t tenant, bool erased)
 {
-    shard *s = &c->shards[id[0]];
+    shard *s = &c->shards[SHARD_OF(id)];
     int rc = 0;
     pthread_rwlock_wrlock(&s->lock);
     entry *e = find(s, id);
@@ -121,7 +123,7 @@ out:
 
 int pt_cache_state_put(pt_cache *c, const uint8_t id[PT_ID_BYTES], const pt_consent_state *st)
 {
-    shard *s = &c->shards[id[0]];
+    shard *s = &c->shards[SHARD_OF(id)];
     int rc = -1;
     pthread_rwlock_wrlock(&s->lock);
     entry *e = find(s, id);
@@ -152,7 +154,7 @@ out:
 void pt_cache_get(pt_cache *c, const uint8_t id[PT_ID_BYTES], uint16_t purpose_idx,
                   pt_cache_hit *out)
 {
-    shard *s = &c->shards[id[0]];
+    shard *s = &c->shards[SHARD_OF(id)];
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&s->lock);
     entry *e = find(s, id);

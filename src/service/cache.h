@@ -6,7 +6,7 @@
  * the store, updated by the writer after each durable commit, and re-synced
  * from the store when another process commits (see app.c).
  *
- * Thread-safe: 256 shards by the first id byte, each an open-addressing
+ * Thread-safe: 256 shards by the last id byte, each an open-addressing
  * table under its own rwlock; readers never block each other. */
 #ifndef PT_CACHE_H
 #define PT_CACHE_H

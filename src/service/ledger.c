@@ -289,12 +289,7 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
         rc = pt_err_set(err, rc, "", "cannot read consent state");
         goto out;
     }
-    /* Event ids lead with the time (48-bit ms, then 80 random bits): still
-     * opaque and unguessable, but appended at the end of the id index
-     * instead of dirtying a random page per event. Subject ids stay fully
-     * random: they are the cache's hash and must not reveal anything. */
-    pt_random(e.id, PT_ID_BYTES);
-    for (int i = 0; i < 6; i++) e.id[i] = (uint8_t)((uint64_t)now >> (40 - 8 * i));
+    pt_ordered_id(e.id);
     pt_event_in in = {.action = a->action, .channels = a->channels, .occurred_at = e.occurred_at};
     memcpy(in.event, e.id, PT_ID_BYTES);
     rc = pt_policy_apply(&a->purpose.rule, &sr.st, &in, &changed, err);

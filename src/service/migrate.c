@@ -368,7 +368,10 @@ pt_result pt_migrate(const char *from, const char *to, const pt_keyring *kr, pt_
 
     rc = pt_store_open(to, 1, &dst_store, err);
     if (rc == PT_OK) rc = pt_conn_open(dst_store, &m.dst, err);
-    if (rc == PT_OK) rc = pt_tx_begin(m.dst, err);
+    if (rc == PT_OK) {
+        pt_conn_tune(m.dst, PT_CONN_BULK); /* one long transaction, like an import */
+        rc = pt_tx_begin(m.dst, err);
+    }
     if (rc != PT_OK) {
         if (!err->field[0]) snprintf(err->field, sizeof err->field, "to");
         goto out;

@@ -53,10 +53,13 @@ pt_result pt_vault_subject_create(pt_wctx *w, uint32_t tenant, const uint8_t *wa
     uint8_t *profile = NULL;
     pt_result rc = PT_OK;
     memset(out, 0, sizeof *out);
-    if (want_id)
+    if (want_id) {
         memcpy(out->id, want_id, PT_ID_BYTES);
-    else
-        pt_random(out->id, PT_ID_BYTES);
+    } else {
+        /* ordered: appended to every index keyed by subject (subjects,
+         * events, consent state), which is what bounds an import */
+        pt_ordered_id(out->id);
+    }
     pt_random(dek, PT_KEY_BYTES);
     out->tenant = tenant;
     out->kek_epoch = pt_keyring_current_epoch(kr);
