@@ -479,13 +479,23 @@ static bool storage_error(pt_result rc)
     return rc == PT_ERR_STORAGE || rc == PT_ERR_STORAGE_FULL || rc == PT_ERR_STORAGE_FATAL;
 }
 
-/* Runs a batch of ops in one transaction on conn; sets every op's rc. */
-static void run_batch(pt_app *app, pt_conn *conn, pt_op *batch)
+/* Runs a batch of ops in one transaction on conn; sets every op's rc.
+ *
+ * A savepoint per op costs a copy of every page the op touches first, so
+ * a batch first runs without them: an op refused before it wrote anything
+ * (the usual case: validation comes first) needs no rollback. If an op
+ * fails after writing, the transaction is rolled back and the batch runs
+ * again with a savepoint per op. A backend that cannot count changes
+ * (pt_db_changes < 0) always uses savepoints. A bulk batch (one op, all or
+ * nothing) never runs twice: its input may be a stream. */
+static void run_batch(pt_app *app, pt_conn *conn, pt_op *batch, bool bulk)
 {
     pt_wctx w = {.app = app, .conn = conn, .now = pt_now_ms()};
     pt_err err;
     pt_err_clear(&err);
     pt_result rc = PT_OK;
+    bool safe = !bulk && pt_db_changes(conn) < 0;
+again:
     if (atomic_load(&app->fatal)) {
         rc = pt_err_set(&err, PT_ERR_STORAGE_FATAL, "", "storage failed earlier; stopping");
         goto fail_all;
@@ -496,24 +506,38 @@ static void run_batch(pt_app *app, pt_conn *conn, pt_op *batch)
         pt_err_clear(&op->err);
         op->delta_mark = w.n;
         bool rl_cat = w.reload_catalog, rl_keys = w.reload_keys;
-        op->rc = pt_tx_savepoint(conn, &op->err);
+        int64_t before = safe ? 0 : pt_db_changes(conn);
+        op->rc = safe ? pt_tx_savepoint(conn, &op->err) : PT_OK;
         if (op->rc == PT_OK) op->rc = op->fn(&w, op->arg, &op->err);
         if (op->rc == PT_OK && w.oom) op->rc = pt_err_set(&op->err, PT_ERR_NOMEM, "", "out of memory");
-        if (op->rc == PT_OK) op->rc = pt_tx_release(conn, &op->err);
-        if (op->rc != PT_OK) {
-            if (storage_error(op->rc)) {
-                rc = op->rc;
-                err = op->err;
-                pt_tx_rollback(conn);
-                goto fail_all;
-            }
-            pt_tx_rollback_to(conn);
-            w.n = op->delta_mark;
-            w.reload_catalog = rl_cat;
-            w.reload_keys = rl_keys;
-            json_decref(op->out);
-            op->out = NULL;
+        if (op->rc == PT_OK && safe) op->rc = pt_tx_release(conn, &op->err);
+        if (op->rc == PT_OK) continue;
+        json_decref(op->out);
+        op->out = NULL;
+        if (storage_error(op->rc) || bulk) {
+            rc = op->rc;
+            err = op->err;
+            pt_tx_rollback(conn);
+            goto fail_all;
         }
+        if (safe) {
+            pt_tx_rollback_to(conn);
+        } else if (pt_db_changes(conn) != before) {
+            /* it wrote before failing: start over, one savepoint per op */
+            pt_tx_rollback(conn);
+            for (pt_op *o = batch; o; o = o->next) {
+                json_decref(o->out);
+                o->out = NULL;
+            }
+            w.n = 0;
+            w.oom = false;
+            w.reload_catalog = w.reload_keys = false;
+            safe = true;
+            goto again;
+        }
+        w.n = op->delta_mark;
+        w.reload_catalog = rl_cat;
+        w.reload_keys = rl_keys;
     }
     pthread_mutex_lock(&app->sync_mu);
     rc = pt_tx_commit(conn, &err);
@@ -559,7 +583,7 @@ static void *writer_main(void *arg)
         last->next = NULL;
         pthread_mutex_unlock(&app->wq_mu);
 
-        run_batch(app, app->wconn, batch);
+        run_batch(app, app->wconn, batch, false);
         for (pt_op *op = batch, *next; op; op = next) {
             next = op->next; /* done() may free op */
             op->next = NULL;
@@ -615,7 +639,7 @@ pt_result pt_app_write(pt_app *app, pt_op *op)
     }
     op->next = NULL;
     pthread_mutex_lock(&app->wconn_mu);
-    run_batch(app, app->wconn, op);
+    run_batch(app, app->wconn, op, false);
     pthread_mutex_unlock(&app->wconn_mu);
     return op->rc;
 }
@@ -627,7 +651,7 @@ pt_result pt_app_bulk(pt_app *app, pt_write_fn fn, void *arg, pt_err *err)
     pt_result rc = pt_conn_open(app->store, &c, err);
     if (rc != PT_OK) return rc;
     pt_conn_tune(c, PT_CONN_BULK);
-    run_batch(app, c, &op);
+    run_batch(app, c, &op, true);
     pt_conn_close(c);
     if (op.rc != PT_OK && err) *err = op.err;
     json_decref(op.out);

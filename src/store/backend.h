@@ -18,6 +18,7 @@ typedef struct pt_store_ops {
     pt_result (*conn_open)(pt_store *s, pt_conn **out, pt_err *err);
     void (*conn_close)(pt_conn *c);
     void (*conn_tune)(pt_conn *c, pt_conn_role role); /* may be NULL */
+    int64_t (*changes)(pt_conn *c);                    /* may be NULL: -1 */
     pt_result (*tx_begin)(pt_conn *c, pt_err *err);
     pt_result (*tx_commit)(pt_conn *c, pt_err *err);
     void (*tx_rollback)(pt_conn *c);

@@ -1141,6 +1141,11 @@ static pt_result sq_conn_open(pt_store *base, pt_conn **out, pt_err *err)
     return PT_OK;
 }
 
+static int64_t sq_changes(pt_conn *base)
+{
+    return (int64_t)sqlite3_total_changes64(((sqlite_conn *)base)->db);
+}
+
 static void sq_conn_tune(pt_conn *base, pt_conn_role role)
 {
     sqlite_conn *c = (sqlite_conn *)base;
@@ -2094,6 +2099,7 @@ const pt_store_ops pt_sqlite_ops = {
     .conn_open = sq_conn_open,
     .conn_close = sq_conn_close,
     .conn_tune = sq_conn_tune,
+    .changes = sq_changes,
     .tx_begin = sq_tx_begin,
     .tx_commit = sq_tx_commit,
     .tx_rollback = sq_tx_rollback,

@@ -18,6 +18,11 @@ pt_result pt_store_open(const char *url, int create, pt_store **out, pt_err *err
                       "postgres://...)");
 }
 
+int64_t pt_db_changes(pt_conn *c)
+{
+    return c->ops->changes ? c->ops->changes(c) : -1;
+}
+
 void pt_conn_tune(pt_conn *c, pt_conn_role role)
 {
     if (c && c->ops->conn_tune) c->ops->conn_tune(c, role);

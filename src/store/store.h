@@ -170,6 +170,11 @@ pt_result pt_tx_savepoint(pt_conn *c, pt_err *err);
 pt_result pt_tx_release(pt_conn *c, pt_err *err);
 void pt_tx_rollback_to(pt_conn *c); /* rolls back to and releases the savepoint */
 
+/* Rows inserted, updated or deleted through this connection so far, or
+ * -1 if the backend cannot tell. Lets the writer see whether a failed op
+ * wrote anything before it failed. */
+int64_t pt_db_changes(pt_conn *c);
+
 /* A number that changes when another connection (or process) commits;
  * lets a node notice writes it did not make. */
 pt_result pt_db_data_version(pt_conn *c, int64_t *out);

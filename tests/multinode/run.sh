@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# run.sh - the multi-node tests: `patto migrate` (SQLite -> PostgreSQL and
+# back) and two `patto serve` nodes sharing one PostgreSQL database.
+#
+#   tests/multinode/run.sh build/patto
+#
+# Starts the throwaway cluster of scripts/pg.sh (127.0.0.1, port
+# ${PATTO_PG_PORT:-55432}; as root it installs postgresql-15 if needed) and
+# stops it at the end. A cluster that was already running is used and left
+# running. Each test creates uniquely named databases and drops them.
+# Exits non-zero if any test failed.
+set -u
+BIN=$(realpath "${1:?usage: run.sh PATTO_BIN}")
+HERE=$(cd "$(dirname "$0")" && pwd)
+PG_SH="$HERE/../../scripts/pg.sh"
+export PATTO_PG_PORT=${PATTO_PG_PORT:-55432}
+
+started=0
+if ! "$PG_SH" url >/dev/null 2>&1; then
+  "$PG_SH" start >/dev/null || { echo "run.sh: cannot start PostgreSQL" >&2; exit 1; }
+  started=1
+fi
+stop() { [ "$started" -eq 1 ] && "$PG_SH" stop; }
+trap stop EXIT
+
+status=0
+echo "== migrate_test.sh"
+"$HERE/migrate_test.sh" "$BIN" || status=1
+echo "== two_nodes.py"
+python3 "$HERE/two_nodes.py" "$BIN" || status=1
+[ "$status" -eq 0 ] && echo "multinode: all passed" || echo "multinode: FAILED"
+exit "$status"
