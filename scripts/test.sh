@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and black-box tests (gcc, SQLite), the
-# black-box suite again on PostgreSQL, unit and black-box tests under
+# black-box suite again on PostgreSQL, migration and two nodes on
+# PostgreSQL, unit and black-box tests under
 # ASan+UBSan (clang), the command line, the SIGKILL crash test, storage
 # fault tests, and a short fuzzing run.
 # Ends with one line "N passed, N failed" counting every test case.
@@ -51,6 +52,12 @@ if pgurl=$(./scripts/pg.sh start 2>"$log"); then
 else
   cat "$log"; echo "   cannot start PostgreSQL"; failed=$((failed + 1))
 fi
+
+echo "== PostgreSQL: migrate from SQLite, two nodes on one database"
+out=$(tests/multinode/run.sh build/patto 2>&1); echo "$out" | grep -vE '^(ok|  ok)' | sed 's/^/   /'
+while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done \
+  < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p')
+echo "$out" | grep -q "multinode: all passed" || failed=$((failed + 1))
 
 echo "== build (clang, ASan+UBSan)"
 [ -d build-asan ] || CC=clang meson setup build-asan -Db_sanitize=address,undefined \

@@ -244,7 +244,7 @@ pt_result pt_subject_create_prepare(pt_app *app, uint32_t tenant, const json_t *
         json_t *e;
         json_array_foreach(ids, i, e)
         {
-            char where[32];
+            char where[48];
             snprintf(where, sizeof where, "identifiers[%zu].", i);
             rc = pt_vault_ident_parse(e, where, &a->ids[i], err);
             if (rc != PT_OK) goto fail;

@@ -137,8 +137,9 @@ void bb_assert_json(const bb_resp *r, long status);
 json_t *bb_track_json(json_t *v);
 
 /* Tracked strings. */
-char *bb_strdup(const char *s);
-char *bb_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Never NULL: they fail the test when out of memory. */
+char *bb_strdup(const char *s) __attribute__((returns_nonnull));
+char *bb_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2), returns_nonnull));
 char *bb_urlencode(const char *s);
 /* "prefix-PID-N": unique within a run of one test file. */
 char *bb_unique(const char *prefix);
