@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # run.sh - the multi-node tests: `patto migrate` (SQLite -> PostgreSQL and
-# back) and two `patto serve` nodes sharing one PostgreSQL database.
+# back), two `patto serve` nodes sharing one PostgreSQL database, and
+# PostgreSQL going away under a node (outage_test.py, which runs its own
+# cluster on port ${PATTO_OUTAGE_PG_PORT:-55441}).
 #
 #   tests/multinode/run.sh build/patto
 #
@@ -28,5 +30,7 @@ echo "== migrate_test.sh"
 "$HERE/migrate_test.sh" "$BIN" || status=1
 echo "== two_nodes.py"
 python3 "$HERE/two_nodes.py" "$BIN" || status=1
+echo "== outage_test.py"
+python3 "$HERE/outage_test.py" "$BIN" || status=1
 [ "$status" -eq 0 ] && echo "multinode: all passed" || echo "multinode: FAILED"
 exit "$status"
