@@ -46,6 +46,7 @@ struct pt_req {
     const char *raw;        /* or a static body */
     size_t raw_len;
     const char *raw_type;
+    const char *allow;      /* 405: the methods the path takes */
     pt_err err;             /* problem answer when status >= 400 */
     /* a queued write */
     pt_op op;

@@ -132,7 +132,7 @@ headers:
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (r->status == 503) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    if (r->status == 405 && r->raw_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->raw_type);
+    if (r->status == 405 && r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -252,7 +252,7 @@ static void dispatch(pt_req *r)
     }
     if (!found) {
         if (allow[0]) {
-            r->raw_type = pt_arena_strndup(&r->arena, allow, strlen(allow));
+            r->allow = pt_arena_strndup(&r->arena, allow, strlen(allow));
             pt_err_set(&err, PT_ERR_METHOD, "", "%s is not allowed here; allowed: %s", r->method,
                        allow);
             pt_req_problem(r, PT_ERR_METHOD, &err);

@@ -9,10 +9,12 @@ Usage: batch_test.py PATTO_BIN. Prints 'N passed, N failed'.
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import patto_proc  # noqa: E402
 
 BIN = os.path.abspath(sys.argv[1])
 results = []
@@ -25,14 +27,8 @@ def check(name, cond, info=""):
 
 tmp = tempfile.mkdtemp(prefix="patto-batch-")
 db = os.path.join(tmp, "b.db")
-key = subprocess.run([BIN, "init", "--db", db], capture_output=True, text=True,
-                     check=True).stdout.strip().splitlines()[-1]
-p = subprocess.Popen([BIN, "serve", "--db", db, "--listen", "127.0.0.1:0"],
-                     stderr=subprocess.PIPE, text=True)
-line = p.stderr.readline()
-while line and not line.startswith("listening on"):
-    line = p.stderr.readline()
-port = int(line.strip().rsplit(":", 1)[1])
+key = patto_proc.init(BIN, db)
+p, port = patto_proc.serve(BIN, db)
 H = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 
 
@@ -91,12 +87,7 @@ p.terminate()
 check("server stops cleanly", p.wait(timeout=10) == 0)
 
 # and after a restart, from the store alone
-p = subprocess.Popen([BIN, "serve", "--db", db, "--listen", "127.0.0.1:0"],
-                     stderr=subprocess.PIPE, text=True)
-line = p.stderr.readline()
-while line and not line.startswith("listening on"):
-    line = p.stderr.readline()
-port = int(line.strip().rsplit(":", 1)[1])
+p, port = patto_proc.serve(BIN, db)
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 some = list(good.items())[:20]
 check("valid subjects survive a restart",

@@ -23,21 +23,16 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import patto_proc  # noqa: E402
+
 BIN = os.path.abspath(sys.argv[1])
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 WRITERS = 16
 
 
 def start(db):
-    p = subprocess.Popen([BIN, "serve", "--db", db, "--listen", "127.0.0.1:0", "--threads", "4"],
-                         stderr=subprocess.PIPE, text=True)
-    line = p.stderr.readline()
-    while line and not line.startswith("listening on"):
-        line = p.stderr.readline()
-    if not line:
-        raise RuntimeError("server did not start")
-    port = int(line.strip().rsplit(":", 1)[1])
-    return p, port
+    return patto_proc.serve(BIN, db, "--threads", "4")
 
 
 def writer(port, key, subject, acked, stop, errors):
@@ -65,8 +60,7 @@ def writer(port, key, subject, acked, stop, errors):
 def main():
     tmp = tempfile.mkdtemp(prefix="patto-crash-")
     db = os.path.join(tmp, "crash.db")
-    key = subprocess.run([BIN, "init", "--db", db], capture_output=True, text=True,
-                         check=True).stdout.strip().splitlines()[-1]
+    key = patto_proc.init(BIN, db)
     # subjects first, so that each writer has its own
     p, port = start(db)
     subjects = []

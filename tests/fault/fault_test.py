@@ -17,6 +17,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import patto_proc  # noqa: E402
+
 BIN = os.path.abspath(sys.argv[1])
 results = []
 
@@ -27,13 +30,7 @@ def check(name, cond, info=""):
 
 
 def start(db, env_extra):
-    env = dict(os.environ, **env_extra)
-    p = subprocess.Popen([BIN, "serve", "--db", db, "--listen", "127.0.0.1:0"],
-                         stderr=subprocess.PIPE, text=True, env=env)
-    line = p.stderr.readline()
-    while line and not line.startswith("listening on"):
-        line = p.stderr.readline()
-    return p, int(line.strip().rsplit(":", 1)[1])
+    return patto_proc.serve(BIN, db, env=env_extra)
 
 
 def req(port, key, method, path, body=None):
@@ -51,8 +48,7 @@ def req(port, key, method, path, body=None):
 def setup():
     tmp = tempfile.mkdtemp(prefix="patto-fault-")
     db = os.path.join(tmp, "f.db")
-    key = subprocess.run([BIN, "init", "--db", db], capture_output=True, text=True,
-                         check=True).stdout.strip().splitlines()[-1]
+    key = patto_proc.init(BIN, db)
     p, port = start(db, {})
     st, doc = req(port, key, "POST", "/v1/subjects", {"profile": {"a": 1}})
     sub = doc["subject"]
