@@ -56,6 +56,16 @@ typedef struct pt_store_ops {
     pt_result (*db_state_put)(pt_conn *c, const pt_state_rec *r, pt_err *err);
     pt_result (*db_state_list_subject)(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_state_cb cb, void *ctx);
     pt_result (*db_state_scan)(pt_conn *c, int64_t after_seq, pt_state_cb cb, void *ctx);
+    pt_result (*db_log_leaf_insert)(pt_conn *c, const pt_leaf_rec *r, pt_err *err);
+    pt_result (*db_log_node_put)(pt_conn *c, uint32_t tenant, unsigned level, uint64_t idx, const uint8_t hash[PT_LOG_HASH], pt_err *err);
+    pt_result (*db_log_node_get)(pt_conn *c, uint32_t tenant, unsigned level, uint64_t idx, uint8_t hash[PT_LOG_HASH]);
+    pt_result (*db_log_leaf_by_ref)(pt_conn *c, uint32_t tenant, const uint8_t ref[PT_ID_BYTES], pt_leaf_cb cb, void *ctx);
+    pt_result (*db_log_leaf_list)(pt_conn *c, uint32_t tenant, uint64_t start, uint64_t end, pt_leaf_cb cb, void *ctx);
+    pt_result (*db_log_head_get)(pt_conn *c, uint32_t tenant, pt_log_head_rec *out);
+    pt_result (*db_log_head_put)(pt_conn *c, const pt_log_head_rec *r, pt_err *err);
+    pt_result (*db_log_head_list)(pt_conn *c, pt_log_head_cb cb, void *ctx);
+    pt_result (*db_log_key_add)(pt_conn *c, const char *verifier, int64_t at, pt_err *err);
+    pt_result (*db_log_key_list)(pt_conn *c, pt_log_key_cb cb, void *ctx);
 } pt_store_ops;
 
 struct pt_store {

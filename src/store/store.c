@@ -250,3 +250,58 @@ pt_result pt_db_state_scan(pt_conn *c, int64_t after_seq, pt_state_cb cb, void *
 {
     return c->ops->db_state_scan(c, after_seq, cb, ctx);
 }
+
+pt_result pt_db_log_leaf_insert(pt_conn *c, const pt_leaf_rec *r, pt_err *err)
+{
+    return c->ops->db_log_leaf_insert(c, r, err);
+}
+
+pt_result pt_db_log_node_put(pt_conn *c, uint32_t tenant, unsigned level, uint64_t idx,
+                             const uint8_t hash[PT_LOG_HASH], pt_err *err)
+{
+    if (level == 0) return pt_err_set(err, PT_ERR_INVALID, "", "level 0 hashes live in leaves");
+    return c->ops->db_log_node_put(c, tenant, level, idx, hash, err);
+}
+
+pt_result pt_db_log_node_get(pt_conn *c, uint32_t tenant, unsigned level, uint64_t idx,
+                             uint8_t hash[PT_LOG_HASH])
+{
+    return c->ops->db_log_node_get(c, tenant, level, idx, hash);
+}
+
+pt_result pt_db_log_leaf_by_ref(pt_conn *c, uint32_t tenant, const uint8_t ref[PT_ID_BYTES],
+                                pt_leaf_cb cb, void *ctx)
+{
+    return c->ops->db_log_leaf_by_ref(c, tenant, ref, cb, ctx);
+}
+
+pt_result pt_db_log_leaf_list(pt_conn *c, uint32_t tenant, uint64_t start, uint64_t end,
+                              pt_leaf_cb cb, void *ctx)
+{
+    return c->ops->db_log_leaf_list(c, tenant, start, end, cb, ctx);
+}
+
+pt_result pt_db_log_head_get(pt_conn *c, uint32_t tenant, pt_log_head_rec *out)
+{
+    return c->ops->db_log_head_get(c, tenant, out);
+}
+
+pt_result pt_db_log_head_put(pt_conn *c, const pt_log_head_rec *r, pt_err *err)
+{
+    return c->ops->db_log_head_put(c, r, err);
+}
+
+pt_result pt_db_log_head_list(pt_conn *c, pt_log_head_cb cb, void *ctx)
+{
+    return c->ops->db_log_head_list(c, cb, ctx);
+}
+
+pt_result pt_db_log_key_add(pt_conn *c, const char *verifier, int64_t at, pt_err *err)
+{
+    return c->ops->db_log_key_add(c, verifier, at, err);
+}
+
+pt_result pt_db_log_key_list(pt_conn *c, pt_log_key_cb cb, void *ctx)
+{
+    return c->ops->db_log_key_list(c, cb, ctx);
+}

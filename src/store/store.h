@@ -130,6 +130,28 @@ typedef struct pt_state_rec {
     pt_consent_state st;
 } pt_state_rec;
 
+/* The proof log: one RFC 9162 Merkle tree per tenant (service/log.c). */
+#define PT_LOG_HASH 32
+#define PT_CHECKPOINT_MAX 2048 /* a signed checkpoint note, NUL included */
+
+typedef struct pt_leaf_rec {
+    uint32_t tenant;
+    uint64_t idx;                /* position in the tenant's tree, from 0 */
+    uint8_t ref[PT_ID_BYTES];    /* the event, key or notice the leaf records */
+    uint8_t hash[PT_LOG_HASH];   /* SHA-256(0x00 || data) */
+    const uint8_t *data;         /* canonical leaf bytes; borrowed both ways */
+    size_t len;
+} pt_leaf_rec;
+
+typedef struct pt_log_head_rec {
+    uint32_t tenant;
+    uint64_t size;                       /* leaves under the last signed checkpoint */
+    uint8_t root[PT_LOG_HASH];
+    int64_t event_seq;                   /* highest event seq logged (catch-up) */
+    char checkpoint[PT_CHECKPOINT_MAX];  /* the signed note, NUL-terminated */
+    int64_t signed_at;
+} pt_log_head_rec;
+
 typedef struct pt_store pt_store;
 typedef struct pt_conn pt_conn;
 
@@ -141,6 +163,9 @@ typedef int (*pt_subject_cb)(void *ctx, const pt_subject_rec *r);
 typedef int (*pt_ident_cb)(void *ctx, const pt_ident_rec *r);
 typedef int (*pt_event_cb)(void *ctx, const pt_event_rec *r);
 typedef int (*pt_state_cb)(void *ctx, const pt_state_rec *r);
+typedef int (*pt_leaf_cb)(void *ctx, const pt_leaf_rec *r);
+typedef int (*pt_log_head_cb)(void *ctx, const pt_log_head_rec *r);
+typedef int (*pt_log_key_cb)(void *ctx, const char *verifier, int64_t created_at);
 
 /* Opens the database named by url: "sqlite:PATH", "file:PATH" or a plain
  * PATH. create != 0 allows creating a new file. Runs pending migrations
@@ -238,5 +263,31 @@ pt_result pt_db_state_list_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES
 /* Every state row with event_seq > after_seq (0 = all), for loading and
  * re-syncing a node's cache. */
 pt_result pt_db_state_scan(pt_conn *c, int64_t after_seq, pt_state_cb cb, void *ctx);
+
+/* ---- the proof log ----
+ * Leaves and the hashes of complete subtrees are append-only: nothing
+ * updates or deletes them (erasure never touches the log: leaves hold no
+ * personal data). A head is replaced once per group commit, in the same
+ * transaction as the leaves it covers. */
+pt_result pt_db_log_leaf_insert(pt_conn *c, const pt_leaf_rec *r, pt_err *err); /* CONFLICT */
+/* Hash of the complete subtree [idx << level, (idx + 1) << level): level 0
+ * reads the leaf's hash, levels >= 1 the node table. put takes level >= 1. */
+pt_result pt_db_log_node_put(pt_conn *c, uint32_t tenant, unsigned level, uint64_t idx,
+                             const uint8_t hash[PT_LOG_HASH], pt_err *err);
+pt_result pt_db_log_node_get(pt_conn *c, uint32_t tenant, unsigned level, uint64_t idx,
+                             uint8_t hash[PT_LOG_HASH]); /* NOT_FOUND */
+/* The leaf recording ref; NOT_FOUND. The record passed to cb is borrowed. */
+pt_result pt_db_log_leaf_by_ref(pt_conn *c, uint32_t tenant, const uint8_t ref[PT_ID_BYTES],
+                                pt_leaf_cb cb, void *ctx);
+/* Leaves start <= idx < end, ascending. */
+pt_result pt_db_log_leaf_list(pt_conn *c, uint32_t tenant, uint64_t start, uint64_t end,
+                              pt_leaf_cb cb, void *ctx);
+pt_result pt_db_log_head_get(pt_conn *c, uint32_t tenant, pt_log_head_rec *out); /* NOT_FOUND */
+pt_result pt_db_log_head_put(pt_conn *c, const pt_log_head_rec *r, pt_err *err);
+pt_result pt_db_log_head_list(pt_conn *c, pt_log_head_cb cb, void *ctx); /* by tenant */
+/* Every public key that ever signed checkpoints stays listed. add ignores
+ * a key already there. */
+pt_result pt_db_log_key_add(pt_conn *c, const char *verifier, int64_t at, pt_err *err);
+pt_result pt_db_log_key_list(pt_conn *c, pt_log_key_cb cb, void *ctx);
 
 #endif
