@@ -145,6 +145,32 @@ static const char *const MIGRATIONS[] = {
     "  event_id BLOB NOT NULL,"
     "  event_seq INTEGER NOT NULL,"
     "  PRIMARY KEY(subject_id, purpose_idx)) WITHOUT ROWID;",
+    /* 2: the proof log (docs/log.md). Append-only; nodes hold the hashes
+     * of complete subtrees of level >= 1 (level 0 is the leaf's hash). */
+    "CREATE TABLE log_leaves("
+    "  tenant_id INTEGER NOT NULL,"
+    "  idx INTEGER NOT NULL,"
+    "  ref BLOB NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY(tenant_id, idx)) WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX log_leaves_ref ON log_leaves(tenant_id, ref);"
+    "CREATE TABLE log_nodes("
+    "  tenant_id INTEGER NOT NULL,"
+    "  level INTEGER NOT NULL,"
+    "  idx INTEGER NOT NULL,"
+    "  hash BLOB NOT NULL,"
+    "  PRIMARY KEY(tenant_id, level, idx)) WITHOUT ROWID;"
+    "CREATE TABLE log_heads("
+    "  tenant_id INTEGER PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  root BLOB NOT NULL,"
+    "  event_seq INTEGER NOT NULL,"
+    "  checkpoint TEXT NOT NULL,"
+    "  signed_at INTEGER NOT NULL);"
+    "CREATE TABLE log_keys("
+    "  verifier TEXT PRIMARY KEY,"
+    "  created_at INTEGER NOT NULL);",
     /* No index on consent_state(event_seq): every state_put would then pay
      * a random delete plus an insert in it (~20% of the write path), and
      * nodes re-sync through events (seq) + state per subject instead.
@@ -197,6 +223,17 @@ enum stmt_id {
     S_STATE_LIST_SUBJECT,
     S_STATE_SCAN_ALL,
     S_STATE_SCAN_AFTER,
+    S_LOG_LEAF_INSERT,
+    S_LOG_NODE_PUT,
+    S_LOG_NODE_GET,
+    S_LOG_LEAF_HASH,
+    S_LOG_LEAF_BY_REF,
+    S_LOG_LEAF_LIST,
+    S_LOG_HEAD_GET,
+    S_LOG_HEAD_PUT,
+    S_LOG_HEAD_LIST,
+    S_LOG_KEY_ADD,
+    S_LOG_KEY_LIST,
     S__COUNT
 };
 
@@ -306,6 +343,30 @@ static const char *const SQL[S__COUNT] = {
      * schema), streaming. */
     [S_STATE_SCAN_ALL] = "SELECT " STATE_COLS " FROM consent_state",
     [S_STATE_SCAN_AFTER] = "SELECT " STATE_COLS " FROM consent_state WHERE event_seq > ?1",
+
+    [S_LOG_LEAF_INSERT] = "INSERT INTO log_leaves(tenant_id, idx, ref, hash, data) "
+                          "VALUES(?1, ?2, ?3, ?4, ?5)",
+    /* a retried append writes the same hash again: harmless */
+    [S_LOG_NODE_PUT] = "INSERT INTO log_nodes(tenant_id, level, idx, hash) VALUES(?1, ?2, ?3, ?4) "
+                       "ON CONFLICT DO NOTHING",
+    [S_LOG_NODE_GET] = "SELECT hash FROM log_nodes WHERE tenant_id = ?1 AND level = ?2 AND idx = ?3",
+    [S_LOG_LEAF_HASH] = "SELECT hash FROM log_leaves WHERE tenant_id = ?1 AND idx = ?2",
+    [S_LOG_LEAF_BY_REF] = "SELECT tenant_id, idx, ref, hash, data FROM log_leaves "
+                          "WHERE tenant_id = ?1 AND ref = ?2",
+    [S_LOG_LEAF_LIST] = "SELECT tenant_id, idx, ref, hash, data FROM log_leaves "
+                        "WHERE tenant_id = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+    [S_LOG_HEAD_GET] = "SELECT tenant_id, size, root, event_seq, checkpoint, signed_at "
+                       "FROM log_heads WHERE tenant_id = ?1",
+    [S_LOG_HEAD_PUT] = "INSERT INTO log_heads(tenant_id, size, root, event_seq, checkpoint, "
+                       "signed_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+                       "ON CONFLICT(tenant_id) DO UPDATE SET size = excluded.size, "
+                       "root = excluded.root, event_seq = excluded.event_seq, "
+                       "checkpoint = excluded.checkpoint, signed_at = excluded.signed_at",
+    [S_LOG_HEAD_LIST] = "SELECT tenant_id, size, root, event_seq, checkpoint, signed_at "
+                        "FROM log_heads ORDER BY tenant_id",
+    [S_LOG_KEY_ADD] = "INSERT INTO log_keys(verifier, created_at) VALUES(?1, ?2) "
+                      "ON CONFLICT DO NOTHING",
+    [S_LOG_KEY_LIST] = "SELECT verifier, created_at FROM log_keys ORDER BY created_at, verifier",
 };
 
 /* ------------------------------------------------------------------------
@@ -2083,6 +2144,236 @@ static pt_result sq_db_state_scan(pt_conn *c_base, int64_t after_seq, pt_state_c
 }
 
 /* ------------------------------------------------------------------------
+ * The proof log. */
+
+static pt_result sq_db_log_leaf_insert(pt_conn *c_base, const pt_leaf_rec *r, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (r->idx > INT64_MAX) return pt_err_set(err, PT_ERR_INVALID, "", "leaf index out of range");
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_LEAF_INSERT, &st);
+    b_i64(st, &rc, 1, r->tenant);
+    b_i64(st, &rc, 2, (int64_t)r->idx);
+    b_blob(st, &rc, 3, r->ref, sizeof r->ref);
+    b_blob(st, &rc, 4, r->hash, sizeof r->hash);
+    b_blob(st, &rc, 5, r->data ? (const void *)r->data : "", r->len);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_LOG_LEAF_INSERT, st);
+    if (rc == SQLITE_DONE) return PT_OK;
+    return fail_ex(c, rc, err, "log leaf insert", "", "that leaf is already in the log");
+}
+
+static pt_result sq_db_log_node_put(pt_conn *c_base, uint32_t tenant, unsigned level, uint64_t idx,
+                                    const uint8_t hash[PT_LOG_HASH], pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_NODE_PUT, &st);
+    b_i64(st, &rc, 1, tenant);
+    b_i64(st, &rc, 2, level);
+    b_i64(st, &rc, 3, (int64_t)idx);
+    b_blob(st, &rc, 4, hash, PT_LOG_HASH);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_LOG_NODE_PUT, st);
+    if (rc == SQLITE_DONE) return PT_OK;
+    return fail(c, rc, err, "log node insert");
+}
+
+static pt_result sq_db_log_node_get(pt_conn *c_base, uint32_t tenant, unsigned level, uint64_t idx,
+                                    uint8_t hash[PT_LOG_HASH])
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    enum stmt_id id = level ? S_LOG_NODE_GET : S_LOG_LEAF_HASH;
+    if (idx > INT64_MAX) return PT_ERR_NOT_FOUND;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, id, &st);
+    int i = 1;
+    b_i64(st, &rc, i++, tenant);
+    if (level) b_i64(st, &rc, i++, level);
+    b_i64(st, &rc, i, (int64_t)idx);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != PT_LOG_HASH)
+            rc = SQLITE_CORRUPT;
+        else
+            memcpy(hash, sqlite3_column_blob(st, 0), PT_LOG_HASH);
+    }
+    stmt_put(c, id, st);
+    if (rc == SQLITE_ROW) return PT_OK;
+    if (rc == SQLITE_DONE) return PT_ERR_NOT_FOUND;
+    return fail(c, rc, NULL, "log node read");
+}
+
+struct leaf_scan {
+    pt_leaf_cb cb;
+    void *ctx;
+    bool seen;
+};
+
+static pt_result visit_leaf(sqlite3_stmt *st, void *arg, int *stop)
+{
+    struct leaf_scan *a = arg;
+    pt_leaf_rec r;
+    memset(&r, 0, sizeof r);
+    r.tenant = (uint32_t)col_i64(st, 0);
+    r.idx = (uint64_t)col_i64(st, 1);
+    col_fixed(st, 2, r.ref, sizeof r.ref);
+    col_fixed(st, 3, r.hash, sizeof r.hash);
+    r.data = sqlite3_column_blob(st, 4); /* valid until the next step */
+    r.len = r.data ? (size_t)sqlite3_column_bytes(st, 4) : 0;
+    a->seen = true;
+    *stop = a->cb(a->ctx, &r);
+    return PT_OK;
+}
+
+static pt_result sq_db_log_leaf_by_ref(pt_conn *c_base, uint32_t tenant,
+                                       const uint8_t ref[PT_ID_BYTES], pt_leaf_cb cb, void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct leaf_scan a = {cb, ctx, false};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_LEAF_BY_REF, &st);
+    b_i64(st, &rc, 1, tenant);
+    b_blob(st, &rc, 2, ref, PT_ID_BYTES);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "log leaf read", visit_leaf, &a)
+                                  : fail(c, rc, NULL, "log leaf read");
+    stmt_put(c, S_LOG_LEAF_BY_REF, st);
+    if (r == PT_OK && !a.seen) r = PT_ERR_NOT_FOUND;
+    return r;
+}
+
+static pt_result sq_db_log_leaf_list(pt_conn *c_base, uint32_t tenant, uint64_t start,
+                                     uint64_t end, pt_leaf_cb cb, void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    if (start > INT64_MAX) return PT_OK;
+    if (end > INT64_MAX) end = INT64_MAX;
+    struct leaf_scan a = {cb, ctx, false};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_LEAF_LIST, &st);
+    b_i64(st, &rc, 1, tenant);
+    b_i64(st, &rc, 2, (int64_t)start);
+    b_i64(st, &rc, 3, (int64_t)end);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "log leaf list", visit_leaf, &a)
+                                  : fail(c, rc, NULL, "log leaf list");
+    stmt_put(c, S_LOG_LEAF_LIST, st);
+    return r;
+}
+
+static void read_head(sqlite3_stmt *st, pt_log_head_rec *h)
+{
+    memset(h, 0, sizeof *h);
+    h->tenant = (uint32_t)col_i64(st, 0);
+    h->size = (uint64_t)col_i64(st, 1);
+    col_fixed(st, 2, h->root, sizeof h->root);
+    h->event_seq = col_i64(st, 3);
+    col_str(st, 4, h->checkpoint, sizeof h->checkpoint);
+    h->signed_at = col_i64(st, 5);
+}
+
+static pt_result sq_db_log_head_get(pt_conn *c_base, uint32_t tenant, pt_log_head_rec *out)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_HEAD_GET, &st);
+    b_i64(st, &rc, 1, tenant);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) read_head(st, out);
+    stmt_put(c, S_LOG_HEAD_GET, st);
+    if (rc == SQLITE_ROW) return PT_OK;
+    if (rc == SQLITE_DONE) return PT_ERR_NOT_FOUND;
+    return fail(c, rc, NULL, "log head read");
+}
+
+static pt_result sq_db_log_head_put(pt_conn *c_base, const pt_log_head_rec *r, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (r->size > INT64_MAX) return pt_err_set(err, PT_ERR_INVALID, "", "tree size out of range");
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_HEAD_PUT, &st);
+    b_i64(st, &rc, 1, r->tenant);
+    b_i64(st, &rc, 2, (int64_t)r->size);
+    b_blob(st, &rc, 3, r->root, sizeof r->root);
+    b_i64(st, &rc, 4, r->event_seq);
+    b_str(st, &rc, 5, r->checkpoint, sizeof r->checkpoint);
+    b_i64(st, &rc, 6, r->signed_at);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_LOG_HEAD_PUT, st);
+    if (rc == SQLITE_DONE) return PT_OK;
+    return fail(c, rc, err, "log head write");
+}
+
+struct head_scan {
+    pt_log_head_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_head(sqlite3_stmt *st, void *arg, int *stop)
+{
+    struct head_scan *a = arg;
+    pt_log_head_rec *h = malloc(sizeof *h); /* 2 KiB: not on a callback's stack */
+    if (!h) return PT_ERR_NOMEM;
+    read_head(st, h);
+    *stop = a->cb(a->ctx, h);
+    free(h);
+    return PT_OK;
+}
+
+static pt_result sq_db_log_head_list(pt_conn *c_base, pt_log_head_cb cb, void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct head_scan a = {cb, ctx};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_HEAD_LIST, &st);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "log head list", visit_head, &a)
+                                  : fail(c, rc, NULL, "log head list");
+    stmt_put(c, S_LOG_HEAD_LIST, st);
+    return r;
+}
+
+static pt_result sq_db_log_key_add(pt_conn *c_base, const char *verifier, int64_t at, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_KEY_ADD, &st);
+    b_str(st, &rc, 1, verifier, SIZE_MAX);
+    b_i64(st, &rc, 2, at);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_LOG_KEY_ADD, st);
+    if (rc == SQLITE_DONE) return PT_OK;
+    return fail(c, rc, err, "log key write");
+}
+
+struct key_scan_v {
+    pt_log_key_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_log_key(sqlite3_stmt *st, void *arg, int *stop)
+{
+    struct key_scan_v *a = arg;
+    const unsigned char *v = sqlite3_column_text(st, 0);
+    *stop = a->cb(a->ctx, v ? (const char *)v : "", col_i64(st, 1));
+    return PT_OK;
+}
+
+static pt_result sq_db_log_key_list(pt_conn *c_base, pt_log_key_cb cb, void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct key_scan_v a = {cb, ctx};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_KEY_LIST, &st);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "log key list", visit_log_key, &a)
+                                  : fail(c, rc, NULL, "log key list");
+    stmt_put(c, S_LOG_KEY_LIST, st);
+    return r;
+}
+
+/* ------------------------------------------------------------------------
  * The dispatch table. */
 
 static int sq_accepts(const char *url)
@@ -2137,4 +2428,14 @@ const pt_store_ops pt_sqlite_ops = {
     .db_state_put = sq_db_state_put,
     .db_state_list_subject = sq_db_state_list_subject,
     .db_state_scan = sq_db_state_scan,
+    .db_log_leaf_insert = sq_db_log_leaf_insert,
+    .db_log_node_put = sq_db_log_node_put,
+    .db_log_node_get = sq_db_log_node_get,
+    .db_log_leaf_by_ref = sq_db_log_leaf_by_ref,
+    .db_log_leaf_list = sq_db_log_leaf_list,
+    .db_log_head_get = sq_db_log_head_get,
+    .db_log_head_put = sq_db_log_head_put,
+    .db_log_head_list = sq_db_log_head_list,
+    .db_log_key_add = sq_db_log_key_add,
+    .db_log_key_list = sq_db_log_key_list,
 };
