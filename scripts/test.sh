@@ -47,7 +47,7 @@ run_meson build "unit + black-box (gcc)"
 
 echo "== PostgreSQL: a throwaway cluster"
 if pgurl=$(./scripts/pg.sh start 2>"$log"); then
-  PATTO_TEST_PG=$pgurl run_meson build "black-box on PostgreSQL (gcc)" --suite blackbox
+  PATTO_TEST_PG=$pgurl run_meson build "black-box and store on PostgreSQL (gcc)" --suite blackbox --suite pg
   ./scripts/pg.sh stop >/dev/null 2>&1 || true
 else
   cat "$log"; echo "   cannot start PostgreSQL"; failed=$((failed + 1))

@@ -6,6 +6,7 @@
 
 #include "http.h"
 #include "request.h"
+#include "service/log.h"
 
 #define ADMIN PT_ROLE_BIT(PT_ROLE_ADMIN)
 #define OPERATOR PT_ROLE_BIT(PT_ROLE_OPERATOR)
@@ -195,6 +196,120 @@ static void h_check(pt_req *r)
     reply(r, rc, &e, doc);
 }
 
+/* ---- the proof log (docs/log.md) ---- */
+
+/* A query parameter that must be a decimal count; absent gives dflt. */
+static bool query_u64(pt_req *r, const char *name, uint64_t dflt, uint64_t *out)
+{
+    const char *s = pt_req_query(r, name);
+    *out = dflt;
+    if (!s) return true;
+    uint64_t v = 0;
+    if (!*s || strlen(s) > 19) goto bad;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') goto bad;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *out = v;
+    return true;
+bad:;
+    pt_err e;
+    pt_err_set(&e, PT_ERR_INVALID, name, "%s must be a non-negative integer", name);
+    pt_req_problem(r, PT_ERR_INVALID, &e);
+    return false;
+}
+
+static void h_log_checkpoint(pt_req *r)
+{
+    pt_err e;
+    char *text = NULL;
+    pt_result rc = pt_log_checkpoint(r->app, r->who.tenant, &text, &e);
+    if (rc != PT_OK) {
+        pt_req_problem(r, rc, &e);
+        return;
+    }
+    r->status = 200;
+    r->raw_len = strlen(text);
+    r->raw = pt_arena_strndup(&r->arena, text, r->raw_len);
+    r->raw_type = "text/plain; charset=utf-8";
+    free(text);
+    if (!r->raw) {
+        pt_err_set(&e, PT_ERR_NOMEM, "", "out of memory");
+        pt_req_problem(r, PT_ERR_NOMEM, &e);
+    }
+}
+
+static void h_log_keys(pt_req *r)
+{
+    pt_err e;
+    json_t *doc = NULL;
+    pt_result rc = pt_log_keys(r->app, &doc, &e);
+    reply(r, rc, &e, doc);
+}
+
+static void h_log_inclusion(pt_req *r)
+{
+    pt_err e;
+    json_t *doc = NULL;
+    uint64_t index, size;
+    const char *event = pt_req_query(r, "event");
+    if (!query_u64(r, "index", UINT64_MAX, &index) || !query_u64(r, "size", 0, &size)) return;
+    if (event && (index != UINT64_MAX || size)) {
+        pt_err_set(&e, PT_ERR_INVALID, "event", "give either event, or index and size");
+        pt_req_problem(r, PT_ERR_INVALID, &e);
+        return;
+    }
+    if (!event && index == UINT64_MAX) {
+        pt_err_set(&e, PT_ERR_INVALID, "event", "give event, or index (and size)");
+        pt_req_problem(r, PT_ERR_INVALID, &e);
+        return;
+    }
+    pt_result rc = pt_log_inclusion(r->app, r->who.tenant, event, index, size, &doc, &e);
+    reply(r, rc, &e, doc);
+}
+
+static void h_log_consistency(pt_req *r)
+{
+    pt_err e;
+    json_t *doc = NULL;
+    uint64_t from, to;
+    if (!query_u64(r, "from", 0, &from) || !query_u64(r, "to", 0, &to)) return;
+    if (!pt_req_query(r, "from")) {
+        pt_err_set(&e, PT_ERR_INVALID, "from", "from is required");
+        pt_req_problem(r, PT_ERR_INVALID, &e);
+        return;
+    }
+    if (pt_req_query(r, "to") && to == 0) {
+        pt_err_set(&e, PT_ERR_INVALID, "to", "to must be at least 1");
+        pt_req_problem(r, PT_ERR_INVALID, &e);
+        return;
+    }
+    pt_result rc = pt_log_consistency(r->app, r->who.tenant, from, to, &doc, &e);
+    reply(r, rc, &e, doc);
+}
+
+static void h_log_leaves(pt_req *r)
+{
+    pt_err e;
+    json_t *doc = NULL;
+    uint64_t start, end;
+    if (!query_u64(r, "start", 0, &start) || !query_u64(r, "end", UINT64_MAX, &end)) return;
+    if (end == UINT64_MAX) end = start + PT_LOG_LEAVES_PAGE;
+    pt_result rc = pt_log_leaves(r->app, r->who.tenant, start, end, &doc, &e);
+    reply(r, rc, &e, doc);
+}
+
+static void h_receipt(pt_req *r)
+{
+    pt_err e;
+    json_t *doc = NULL;
+    pt_result rc = pt_receipt_get(r->app, r->who.tenant, r->params[0], &doc, &e);
+    reply(r, rc, &e, doc);
+}
+
+static const char *const Q_INCLUSION[] = {"event", "index", "size", NULL};
+static const char *const Q_CONSISTENCY[] = {"from", "to", NULL};
+static const char *const Q_LEAVES[] = {"start", "end", NULL};
 static const char *const Q_LOOKUP[] = {"identifier_type", "identifier", NULL};
 static const char *const Q_HISTORY[] = {"limit", "cursor", NULL};
 static const char *const Q_CHECK[] = {"subject", "purpose", "channel", "recipient", NULL};
@@ -220,5 +335,12 @@ const pt_route pt_route_table[] = {
      Q_HISTORY, h_consent_history},
     {"POST", "/v1/consents", ADMIN | OPERATOR, true, NULL, h_consent_record},
     {"GET", "/v1/check", ADMIN | OPERATOR | MARKETING, false, Q_CHECK, h_check},
+    {"GET", "/v1/log/checkpoint", ADMIN | AUDITOR, false, NULL, h_log_checkpoint},
+    {"GET", "/v1/log/keys", ADMIN | AUDITOR, false, NULL, h_log_keys},
+    {"GET", "/v1/log/proof/inclusion", ADMIN | AUDITOR, false, Q_INCLUSION, h_log_inclusion},
+    {"GET", "/v1/log/proof/consistency", ADMIN | AUDITOR, false, Q_CONSISTENCY,
+     h_log_consistency},
+    {"GET", "/v1/log/leaves", ADMIN | AUDITOR, false, Q_LEAVES, h_log_leaves},
+    {"GET", "/v1/receipts/{event}", ADMIN | OPERATOR | AUDITOR, false, NULL, h_receipt},
 };
 const size_t pt_route_count = sizeof pt_route_table / sizeof pt_route_table[0];

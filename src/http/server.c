@@ -114,7 +114,7 @@ static enum MHD_Result queue(pt_req *r)
         json_decref(p);
         ctype = "application/problem+json";
     } else if (r->raw) {
-        resp = MHD_create_response_from_buffer(r->raw_len, (void *)r->raw, MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(r->raw_len, (void *)r->raw, MHD_RESPMEM_MUST_COPY);
         ctype = r->raw_type;
         goto headers;
     } else if (r->resp) {

@@ -10,6 +10,7 @@
 #include "cache.h"
 #include "catalog.h"
 #include "core/crypto.h"
+#include "log.h"
 
 #define MAX_BATCH 1024
 #define SYNC_INTERVAL_MS 200
@@ -51,6 +52,18 @@ typedef struct delta {
     pt_state_rec rec; /* D_SUBJECT uses subject, tenant and event_seq (= row) */
 } delta;
 
+/* A leaf waiting for the end of the batch, when leaves get their indexes
+ * in commit order and one checkpoint is signed for them all. */
+typedef struct log_pending {
+    uint32_t tenant;
+    uint8_t ref[PT_ID_BYTES];
+    int64_t seq;
+    uint8_t *leaf;
+    size_t len;
+    uint64_t idx;
+    json_t *receipt; /* borrowed from the op's result */
+} log_pending;
+
 struct pt_wctx {
     pt_app *app;
     pt_conn *conn;
@@ -59,6 +72,10 @@ struct pt_wctx {
     size_t n, cap;
     bool reload_catalog, reload_keys;
     bool oom;
+    bool bulk;       /* one op, all or nothing: leaves are appended at once */
+    log_pending *lp; /* batches: leaves queued until the ops are done */
+    size_t nlp, caplp;
+    pt_log_tx *ltx;
 };
 
 struct pt_app {
@@ -77,6 +94,8 @@ struct pt_app {
     size_t nkeys;
 
     pt_cache *cache;
+    pt_log *log;
+    bool log_off; /* PATTO_BENCH_NO_LOG: benchmarks measure the log's cost */
 
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cv;
@@ -138,6 +157,7 @@ bool pt_app_fatal(pt_app *app) { return atomic_load(&app->fatal); }
 pt_store *pt_app_store(pt_app *app) { return app->store; }
 const pt_keyring *pt_app_keyring(pt_app *app) { return &app->kr; }
 pt_cache *pt_app_cache(pt_app *app) { return app->cache; }
+pt_log *pt_app_log(pt_app *app) { return app->log; }
 pt_conn *pt_wctx_conn(pt_wctx *w) { return w->conn; }
 pt_app *pt_wctx_app(pt_wctx *w) { return w->app; }
 int64_t pt_wctx_now(pt_wctx *w) { return w->now; }
@@ -444,6 +464,78 @@ void pt_wctx_state_set(pt_wctx *w, const pt_state_rec *r)
     d->rec = *r;
 }
 
+pt_result pt_wctx_log(pt_wctx *w, uint32_t tenant, const uint8_t ref[PT_ID_BYTES],
+                      int64_t event_seq, const void *leaf, size_t len, json_t *receipt,
+                      pt_err *err)
+{
+    if (w->app->log_off) return PT_OK;
+    if (w->bulk) {
+        if (!w->ltx) w->ltx = pt_log_tx_new(w->app->log, w->conn, false);
+        if (!w->ltx) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+        return pt_log_tx_append(w->ltx, tenant, ref, event_seq, leaf, len, NULL, err);
+    }
+    if (w->nlp == w->caplp) {
+        size_t nc = w->caplp ? w->caplp * 2 : 64;
+        log_pending *np = realloc(w->lp, nc * sizeof *np);
+        if (!np) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+        w->lp = np;
+        w->caplp = nc;
+    }
+    log_pending *p = &w->lp[w->nlp];
+    p->leaf = malloc(len ? len : 1);
+    if (!p->leaf) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+    memcpy(p->leaf, leaf, len);
+    p->len = len;
+    p->tenant = tenant;
+    memcpy(p->ref, ref, PT_ID_BYTES);
+    p->seq = event_seq;
+    p->receipt = receipt;
+    w->nlp++;
+    return PT_OK;
+}
+
+static void log_truncate(pt_wctx *w, size_t mark)
+{
+    while (w->nlp > mark) free(w->lp[--w->nlp].leaf);
+}
+
+static pt_result tenant_name_of(void *ctx, uint32_t tenant, char name[PT_TENANT_NAME_MAX + 1])
+{
+    pt_wctx *w = ctx;
+    if (pt_catalog_tenant_name(w->app, tenant, name) == PT_OK) return PT_OK;
+    /* created in this very batch: not in the catalog snapshot yet */
+    pt_tenant_rec t;
+    pt_result rc = pt_db_tenant_by_id(w->conn, tenant, &t);
+    if (rc == PT_OK) memcpy(name, t.name, sizeof t.name);
+    return rc;
+}
+
+/* Gives the batch's leaves their places, signs one checkpoint per tenant
+ * and completes the receipts; inside the transaction, before commit. */
+static pt_result log_seal(pt_wctx *w, pt_err *err)
+{
+    pt_result rc = PT_OK;
+    if (!w->bulk && w->nlp) {
+        w->ltx = pt_log_tx_new(w->app->log, w->conn, true);
+        if (!w->ltx) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+        for (size_t i = 0; i < w->nlp && rc == PT_OK; i++) {
+            log_pending *p = &w->lp[i];
+            rc = pt_log_tx_append(w->ltx, p->tenant, p->ref, p->seq, p->leaf, p->len, &p->idx,
+                                  err);
+        }
+    }
+    if (!w->ltx || rc != PT_OK) return rc;
+    rc = pt_log_tx_seal(w->ltx, w->now, tenant_name_of, w, err);
+    for (size_t i = 0; rc == PT_OK && i < w->nlp; i++) {
+        log_pending *p = &w->lp[i];
+        if (!p->receipt) continue;
+        json_t *proof = pt_log_tx_proof(w->ltx, p->tenant, p->idx, p->leaf, p->len);
+        if (!proof) rc = pt_err_set(err, PT_ERR_INTERNAL, "", "cannot build the receipt's proof");
+        else json_object_set_new(p->receipt, "proof", proof);
+    }
+    return rc;
+}
+
 void pt_wctx_reload_catalog(pt_wctx *w) { w->reload_catalog = true; }
 void pt_wctx_reload_keys(pt_wctx *w) { w->reload_keys = true; }
 
@@ -490,7 +582,7 @@ static bool storage_error(pt_result rc)
  * nothing) never runs twice: its input may be a stream. */
 static void run_batch(pt_app *app, pt_conn *conn, pt_op *batch, bool bulk)
 {
-    pt_wctx w = {.app = app, .conn = conn, .now = pt_now_ms()};
+    pt_wctx w = {.app = app, .conn = conn, .now = pt_now_ms(), .bulk = bulk};
     pt_err err;
     pt_err_clear(&err);
     pt_result rc = PT_OK;
@@ -505,6 +597,7 @@ again:
     for (pt_op *op = batch; op; op = op->next) {
         pt_err_clear(&op->err);
         op->delta_mark = w.n;
+        op->log_mark = w.nlp;
         bool rl_cat = w.reload_catalog, rl_keys = w.reload_keys;
         int64_t before = safe ? 0 : pt_db_changes(conn);
         op->rc = safe ? pt_tx_savepoint(conn, &op->err) : PT_OK;
@@ -530,14 +623,21 @@ again:
                 o->out = NULL;
             }
             w.n = 0;
+            log_truncate(&w, 0);
             w.oom = false;
             w.reload_catalog = w.reload_keys = false;
             safe = true;
             goto again;
         }
         w.n = op->delta_mark;
+        log_truncate(&w, op->log_mark);
         w.reload_catalog = rl_cat;
         w.reload_keys = rl_keys;
+    }
+    rc = log_seal(&w, &err);
+    if (rc != PT_OK) {
+        pt_tx_rollback(conn);
+        goto fail_all;
     }
     pthread_mutex_lock(&app->sync_mu);
     rc = pt_tx_commit(conn, &err);
@@ -547,6 +647,8 @@ again:
         pt_tx_rollback(conn);
         goto fail_all;
     }
+    pt_log_tx_done(w.ltx, true);
+    w.ltx = NULL;
     goto out;
 fail_all:
     if (rc == PT_ERR_STORAGE_FATAL) atomic_store(&app->fatal, true);
@@ -559,6 +661,9 @@ fail_all:
         op->out = NULL;
     }
 out:
+    pt_log_tx_done(w.ltx, false);
+    log_truncate(&w, 0);
+    free(w.lp);
     free(w.d);
 }
 
@@ -753,6 +858,34 @@ static void *sync_main(void *arg)
 
 /* ---------------------------------------------------------------- life */
 
+/* The log's name is part of every checkpoint's origin: it is fixed in the
+ * database the first time and a different configured name is refused
+ * rather than silently starting a second history. */
+static pt_result open_log(pt_app *app, const pt_app_config *cfg, pt_err *err)
+{
+    char name[PT_LOG_NAME_MAX + 8];
+    const char *want = cfg->log_name && *cfg->log_name ? cfg->log_name : NULL;
+    pt_result rc = pt_db_meta_get(app->wconn, "log_name", name, sizeof name);
+    if (rc == PT_ERR_NOT_FOUND) {
+        snprintf(name, sizeof name, "%s", want ? want : "patto");
+        if (!pt_log_name_valid(name))
+            return pt_err_set(err, PT_ERR_INVALID, "log_name",
+                              "log_name must be 1-64 characters of A-Z a-z 0-9 . _ - /");
+        rc = pt_db_meta_set(app->wconn, "log_name", name);
+    } else if (rc == PT_OK && want && strcmp(want, name) != 0) {
+        return pt_err_set(err, PT_ERR_INVALID, "log_name",
+                          "this database's proof log is named '%s'; the log name cannot change",
+                          name);
+    }
+    if (rc != PT_OK) return pt_err_set(err, rc, "", "cannot read the database");
+    app->log = pt_log_new(&app->kr, name);
+    if (!app->log) return pt_err_set(err, PT_ERR_INVALID, "log_name", "invalid log name '%s'", name);
+    app->log_off = getenv("PATTO_BENCH_NO_LOG") != NULL;
+    rc = pt_db_log_key_add(app->wconn, pt_log_verifier(app->log), pt_now_ms(), err);
+    if (rc != PT_OK) return rc;
+    return app->log_off ? PT_OK : pt_log_catch_up(app, err);
+}
+
 pt_result pt_app_open(const pt_app_config *cfg, pt_app **out, pt_err *err)
 {
     pt_result rc;
@@ -805,6 +938,9 @@ pt_result pt_app_open(const pt_app_config *cfg, pt_app **out, pt_err *err)
         goto fail;
     }
 
+    rc = open_log(app, cfg, err);
+    if (rc != PT_OK) goto fail;
+
     if (cfg->serve) {
         app->cache = pt_cache_new();
         if (!app->cache) {
@@ -852,6 +988,7 @@ void pt_app_close(pt_app *app)
     pt_conn_close(app->wconn);
     pt_store_close(app->store);
     pt_cache_free(app->cache);
+    pt_log_free(app->log);
     free(app->cat);
     free(app->tenants);
     free(app->keys);

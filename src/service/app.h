@@ -38,6 +38,7 @@ typedef struct pt_app_config {
     bool create;               /* allow creating the database (init) */
     bool serve;                /* writer thread, sync thread, caches */
     unsigned readers;          /* read connections in the pool (>= 1) */
+    const char *log_name;      /* proof log name for a new database; NULL = "patto" */
 } pt_app_config;
 
 pt_result pt_app_open(const pt_app_config *cfg, pt_app **out, pt_err *err);
@@ -54,6 +55,8 @@ bool pt_app_fatal(pt_app *app);
 pt_store *pt_app_store(pt_app *app);
 const pt_keyring *pt_app_keyring(pt_app *app);
 pt_cache *pt_app_cache(pt_app *app); /* NULL when not serving */
+typedef struct pt_log pt_log;
+pt_log *pt_app_log(pt_app *app);
 
 /* Borrow a read connection; never NULL unless the store is unavailable. */
 pt_conn *pt_app_reader(pt_app *app, pt_err *err);
@@ -75,7 +78,7 @@ typedef struct pt_op {
     void *done_ctx;
     /* writer internals */
     struct pt_op *next;
-    size_t delta_mark;
+    size_t delta_mark, log_mark;
 } pt_op;
 
 void pt_op_clear(pt_op *op);
@@ -95,6 +98,13 @@ void pt_wctx_subject_added(pt_wctx *w, const pt_subject_rec *s);
 void pt_wctx_state_set(pt_wctx *w, const pt_state_rec *r);
 void pt_wctx_reload_catalog(pt_wctx *w);
 void pt_wctx_reload_keys(pt_wctx *w);
+/* Appends a leaf to the tenant's proof log in this transaction (leaf is
+ * copied). receipt, if not NULL, is a JSON object owned by the op's result:
+ * once the batch's checkpoint is signed it gets its "proof" member. The
+ * leaf index is assigned in commit order when the batch is sealed. */
+pt_result pt_wctx_log(pt_wctx *w, uint32_t tenant, const uint8_t ref[PT_ID_BYTES],
+                      int64_t event_seq, const void *leaf, size_t len, json_t *receipt,
+                      pt_err *err);
 
 /* ---- bulk writes (import) ----
  * Runs fn(w, arg) inside one transaction of its own on a dedicated write

@@ -16,6 +16,7 @@
 #include "core/timefmt.h"
 #include "jsonutil.h"
 #include "ledger.h"
+#include "log.h"
 #include "service.h"
 #include "vault.h"
 
@@ -124,27 +125,6 @@ pt_result pt_consent_parse(pt_app *app, uint32_t tenant, const json_t *body, pt_
                               PT_EVIDENCE_MAX);
     }
     return PT_OK;
-}
-
-/* The consent-receipt fields (Kantara CR v1.1 / ISO/IEC 27560 record). */
-static json_t *receipt_doc(const char *controller, const pt_consent_arg *a,
-                           const pt_event_rec *e, const char *subject_id, const char *event_id)
-{
-    json_t *notice = e->notice[0] ? json_pack("{s:s, s:s, s:s}", "notice", e->notice, "version",
-                                              e->notice_version, "sha256", e->notice_sha256)
-                                  : json_null();
-    return json_pack(
-        "{s:s, s:s, s:s, s:{s:s}, s:s, s:{s:s, s:s}, s:s, s:o, s:s, s:o, s:o, s:o, s:s, s:o, s:s*}",
-        "version", "patto-receipt/1 (Kantara CR v1.1, ISO/IEC 27560 fields)", "receipt_id",
-        event_id, "jurisdiction", "EU (GDPR)", "controller", "tenant", controller, "subject",
-        subject_id, "purpose", "purpose", a->purpose_name, "legal_basis",
-        pt_basis_name(a->purpose.rule.basis), "action", pt_action_name(e->action), "channels",
-        pt_json_channels_value(e->channels), "collection_method", pt_via_name(e->via),
-        "consent_timestamp", pt_json_time_value(e->occurred_at), "recorded_at",
-        pt_json_time_value(e->recorded_at), "retention_until", pt_json_time_value(e->expires_at),
-        "withdrawal_method",
-        "POST /v1/consents with action 'withdraw', or the withdrawal link in any e-mail",
-        "notice", notice, "evidence_sha256", e->evidence_sha256[0] ? e->evidence_sha256 : NULL);
 }
 
 pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *err)
@@ -342,12 +322,31 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
         }
     }
 
+    /* 5. the proof log: the leaf, and the receipt it vouches for (its proof
+     * is added once the batch's checkpoint is signed) */
+    pt_tenant_rec t;
+    if (pt_catalog_tenant_name(app, a->tenant, t.name) != PT_OK) {
+        rc = pt_db_tenant_by_id(c, a->tenant, &t);
+        if (rc != PT_OK) {
+            rc = pt_err_set(err, rc, "", "cannot read the tenant");
+            goto out;
+        }
+    }
+    size_t leaf_len;
+    char *leaf = pt_leaf_consent(t.name, pt_basis_name(a->purpose.rule.basis), &e, &leaf_len);
+    if (!leaf) {
+        rc = pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+        goto out;
+    }
+    json_t *receipt = out ? pt_receipt_from_leaf(leaf, leaf_len) : NULL;
+    rc = pt_wctx_log(w, a->tenant, e.id, e.seq, leaf, leaf_len, receipt, err);
+    free(leaf);
+    if (rc != PT_OK) {
+        json_decref(receipt);
+        goto out;
+    }
     if (out) {
-        pt_tenant_rec t;
         char sid[PT_ID_STR_MAX], eid[PT_ID_STR_MAX];
-        if (pt_catalog_tenant_name(app, a->tenant, t.name) != PT_OK &&
-            pt_db_tenant_by_id(c, a->tenant, &t) != PT_OK)
-            t.name[0] = '\0';
         pt_id_format("sub", s.id, sid);
         pt_id_format("evt", e.id, eid);
         *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:o}", "event", eid,
@@ -357,7 +356,7 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
                          pt_json_time_value(e.recorded_at), "expires_at",
                          pt_json_time_value(e.expires_at), "state",
                          pt_state_name(pt_policy_effective(&a->purpose.rule, &sr.st, now)),
-                         "receipt", receipt_doc(t.name, a, &e, sid, eid));
+                         "receipt", receipt);
     }
     rc = PT_OK;
 out:

@@ -66,6 +66,7 @@ typedef struct pt_store_ops {
     pt_result (*db_log_head_list)(pt_conn *c, pt_log_head_cb cb, void *ctx);
     pt_result (*db_log_key_add)(pt_conn *c, const char *verifier, int64_t at, pt_err *err);
     pt_result (*db_log_key_list)(pt_conn *c, pt_log_key_cb cb, void *ctx);
+    pt_result (*db_log_node_list)(pt_conn *c, uint32_t tenant, pt_log_node_cb cb, void *ctx);
 } pt_store_ops;
 
 struct pt_store {

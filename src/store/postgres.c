@@ -188,7 +188,41 @@ static const char *const MIGRATION_1[] = {
     NULL,
 };
 
-static const char *const *const MIGRATIONS[] = {MIGRATION_1};
+/* The proof log (docs/log.md), as sqlite.c's migration 2. Append-only:
+ * leaves, and the hashes of complete subtrees of level >= 1 (level 0 is
+ * the leaf's own hash); one head per tenant; every signing key. */
+static const char *const MIGRATION_2[] = {
+    "CREATE TABLE log_leaves("
+    "  tenant_id BIGINT NOT NULL,"
+    "  idx BIGINT NOT NULL,"
+    "  ref BYTEA NOT NULL,"
+    "  hash BYTEA NOT NULL,"
+    "  data BYTEA NOT NULL,"
+    "  PRIMARY KEY(tenant_id, idx))",
+    "CREATE UNIQUE INDEX log_leaves_ref ON log_leaves(tenant_id, ref)",
+
+    "CREATE TABLE log_nodes("
+    "  tenant_id BIGINT NOT NULL,"
+    "  level BIGINT NOT NULL,"
+    "  idx BIGINT NOT NULL,"
+    "  hash BYTEA NOT NULL,"
+    "  PRIMARY KEY(tenant_id, level, idx))",
+
+    "CREATE TABLE log_heads("
+    "  tenant_id BIGINT PRIMARY KEY,"
+    "  size BIGINT NOT NULL,"
+    "  root BYTEA NOT NULL,"
+    "  event_seq BIGINT NOT NULL,"
+    "  checkpoint TEXT NOT NULL,"
+    "  signed_at BIGINT NOT NULL)",
+
+    "CREATE TABLE log_keys("
+    "  verifier TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  created_at BIGINT NOT NULL)",
+    NULL,
+};
+
+static const char *const *const MIGRATIONS[] = {MIGRATION_1, MIGRATION_2};
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
 /* ------------------------------------------------------------------------
@@ -231,6 +265,18 @@ enum stmt_id {
     S_STATE_LIST_SUBJECT,
     S_STATE_SCAN_ALL,
     S_STATE_SCAN_AFTER,
+    S_LOG_LEAF_INSERT,
+    S_LOG_NODE_PUT,
+    S_LOG_NODE_GET,
+    S_LOG_LEAF_HASH,
+    S_LOG_LEAF_BY_REF,
+    S_LOG_LEAF_LIST,
+    S_LOG_HEAD_GET,
+    S_LOG_HEAD_PUT,
+    S_LOG_HEAD_LIST,
+    S_LOG_KEY_ADD,
+    S_LOG_KEY_LIST,
+    S_LOG_NODE_LIST,
     S__COUNT
 };
 
@@ -250,6 +296,9 @@ enum stmt_id {
     "subject_id, tenant_id, event_seq, purpose_idx, state, channels, revision, decided_at, "       \
     "granted_at, expires_at, event_id"
 
+#define LEAF_COLS "tenant_id, idx, ref, hash, data"
+#define HEAD_COLS "tenant_id, size, root, event_seq, checkpoint, signed_at"
+
 /* Prefix of the statements that change what data_version must see. The
  * CTE runs whatever the main statement does (a no-op conflict only costs
  * the other nodes a needless reload). */
@@ -262,10 +311,13 @@ typedef struct stmt_def {
 } stmt_def;
 
 static const stmt_def SQL[S__COUNT] = {
-    /* Every component only grows, so the sum changes whenever one does. */
+    /* Every component only grows, so the sum changes whenever one does.
+     * The proof log's heads are counted too (a tree never shrinks): a
+     * commit that only appends old events to the log is seen as well. */
     [S_DATA_VERSION] = {"SELECT (SELECT coalesce(max(seq), 0) FROM events) + "
                         "(SELECT coalesce(max(\"row\"), 0) FROM subjects) + "
-                        "(SELECT n FROM changes WHERE id = 1)",
+                        "(SELECT n FROM changes WHERE id = 1) + "
+                        "(SELECT coalesce(sum(size), 0)::bigint FROM log_heads)",
                         ""},
 
     [S_META_GET] = {"SELECT value FROM meta WHERE key = $1", "t"},
@@ -384,6 +436,43 @@ static const stmt_def SQL[S__COUNT] = {
                               "b"},
     [S_STATE_SCAN_ALL] = {"SELECT " STATE_COLS " FROM consent_state", ""},
     [S_STATE_SCAN_AFTER] = {"SELECT " STATE_COLS " FROM consent_state WHERE event_seq > $1", "i"},
+
+    /* Conflicts on (tenant, idx) and on (tenant, ref) both insert nothing. */
+    [S_LOG_LEAF_INSERT] = {"INSERT INTO log_leaves(" LEAF_COLS ") VALUES($1, $2, $3, $4, $5) "
+                           "ON CONFLICT DO NOTHING",
+                           "iibbb"},
+    /* 1 when the node is there now with this hash: newly inserted, or
+     * already written by a retried append (the SELECT sees the table as
+     * it was before the INSERT); 0 when it holds another hash. */
+    [S_LOG_NODE_PUT] = {"WITH ins AS (INSERT INTO log_nodes(tenant_id, level, idx, hash) "
+                        "VALUES($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1) "
+                        "SELECT (SELECT count(*) FROM ins) + (SELECT count(*) FROM log_nodes "
+                        "WHERE tenant_id = $1 AND level = $2 AND idx = $3 AND hash = $4)",
+                        "iiib"},
+    [S_LOG_NODE_GET] = {"SELECT hash FROM log_nodes WHERE tenant_id = $1 AND level = $2 "
+                        "AND idx = $3",
+                        "iii"},
+    [S_LOG_LEAF_HASH] = {"SELECT hash FROM log_leaves WHERE tenant_id = $1 AND idx = $2", "ii"},
+    [S_LOG_LEAF_BY_REF] = {"SELECT " LEAF_COLS " FROM log_leaves WHERE tenant_id = $1 AND ref = $2",
+                           "ib"},
+    [S_LOG_LEAF_LIST] = {"SELECT " LEAF_COLS " FROM log_leaves "
+                         "WHERE tenant_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+                         "iii"},
+    [S_LOG_HEAD_GET] = {"SELECT " HEAD_COLS " FROM log_heads WHERE tenant_id = $1", "i"},
+    [S_LOG_HEAD_PUT] = {"INSERT INTO log_heads(" HEAD_COLS ") VALUES($1, $2, $3, $4, $5, $6) "
+                        "ON CONFLICT(tenant_id) DO UPDATE SET size = excluded.size, "
+                        "root = excluded.root, event_seq = excluded.event_seq, "
+                        "checkpoint = excluded.checkpoint, signed_at = excluded.signed_at",
+                        "iibiti"},
+    [S_LOG_HEAD_LIST] = {"SELECT " HEAD_COLS " FROM log_heads ORDER BY tenant_id", ""},
+    [S_LOG_KEY_ADD] = {"INSERT INTO log_keys(verifier, created_at) VALUES($1, $2) "
+                       "ON CONFLICT DO NOTHING",
+                       "ti"},
+    [S_LOG_KEY_LIST] = {"SELECT verifier, created_at FROM log_keys ORDER BY created_at, verifier",
+                        ""},
+    [S_LOG_NODE_LIST] = {"SELECT tenant_id, level, idx, hash FROM log_nodes WHERE tenant_id = $1 "
+                         "ORDER BY level, idx",
+                         "i"},
 };
 
 /* ------------------------------------------------------------------------
@@ -2012,6 +2101,267 @@ static pt_result pg_db_state_scan(pt_conn *c_base, int64_t after_seq, pt_state_c
 }
 
 /* ------------------------------------------------------------------------
+ * The proof log. Indexes are uint64_t in store.h and BIGINT here: an index
+ * past INT64_MAX cannot be stored, so it is refused on write and found
+ * nowhere on read. */
+
+static pt_result pg_db_log_leaf_insert(pt_conn *c_base, const pt_leaf_rec *r, pt_err *err)
+{
+    pg_conn *c = (pg_conn *)c_base;
+    if (r->idx > INT64_MAX) return pt_err_set(err, PT_ERR_INVALID, "", "leaf index out of range");
+    pargs a = {0};
+    p_i64(&a, r->tenant);
+    p_i64(&a, (int64_t)r->idx);
+    p_bytes(&a, r->ref, sizeof r->ref);
+    p_bytes(&a, r->hash, sizeof r->hash);
+    p_bytes(&a, r->data ? (const void *)r->data : "", r->data ? r->len : 0);
+    PGresult *res;
+    pt_result rc = run(c, S_LOG_LEAF_INSERT, &a, &res, err, "log leaf insert");
+    if (rc != PT_OK) return rc;
+    int64_t n = affected(res);
+    PQclear(res);
+    if (n == 1) return PT_OK;
+    return pt_err_set(err, PT_ERR_CONFLICT, "", "that leaf is already in the log");
+}
+
+static pt_result pg_db_log_node_put(pt_conn *c_base, uint32_t tenant, unsigned level, uint64_t idx,
+                                    const uint8_t hash[PT_LOG_HASH], pt_err *err)
+{
+    pg_conn *c = (pg_conn *)c_base;
+    if (idx > INT64_MAX) return pt_err_set(err, PT_ERR_INVALID, "", "node index out of range");
+    pargs a = {0};
+    p_i64(&a, tenant);
+    p_i64(&a, level);
+    p_i64(&a, (int64_t)idx);
+    p_bytes(&a, hash, PT_LOG_HASH);
+    PGresult *res;
+    pt_result rc = run(c, S_LOG_NODE_PUT, &a, &res, err, "log node insert");
+    if (rc != PT_OK) return rc;
+    int64_t n = PQntuples(res) == 1 ? col_i64(res, 0, 0) : -1;
+    PQclear(res);
+    if (n == 1) return PT_OK;
+    if (n < 0) return pt_err_set(err, PT_ERR_INTERNAL, "", "log node insert: unexpected result");
+    /* The same subtree cannot have two hashes: the tree would be forked. */
+    return pt_err_set(err, PT_ERR_CONFLICT, "",
+                      "the log already holds another hash for that subtree");
+}
+
+static pt_result pg_db_log_node_get(pt_conn *c_base, uint32_t tenant, unsigned level, uint64_t idx,
+                                    uint8_t hash[PT_LOG_HASH])
+{
+    pg_conn *c = (pg_conn *)c_base;
+    if (idx > INT64_MAX) return PT_ERR_NOT_FOUND;
+    pargs a = {0};
+    p_i64(&a, tenant);
+    if (level) p_i64(&a, level);
+    p_i64(&a, (int64_t)idx);
+    PGresult *res;
+    pt_result r = run(c, level ? S_LOG_NODE_GET : S_LOG_LEAF_HASH, &a, &res, NULL, "log node read");
+    if (r != PT_OK) return r;
+    if (PQntuples(res) == 0)
+        r = PT_ERR_NOT_FOUND;
+    else if (PQgetisnull(res, 0, 0) || PQgetlength(res, 0, 0) != PT_LOG_HASH)
+        r = PT_ERR_INTERNAL; /* a foreign or damaged database */
+    else
+        memcpy(hash, PQgetvalue(res, 0, 0), PT_LOG_HASH);
+    PQclear(res);
+    return r;
+}
+
+/* The record borrows data from res (valid until PQclear). */
+static void read_leaf(const PGresult *res, pt_leaf_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->tenant = (uint32_t)col_i64(res, 0, 0);
+    r->idx = (uint64_t)col_i64(res, 0, 1);
+    col_fixed(res, 0, 2, r->ref, sizeof r->ref);
+    col_fixed(res, 0, 3, r->hash, sizeof r->hash);
+    r->data = col_blob(res, 0, 4, &r->len);
+}
+
+/* One row, read in full before cb runs: cb may call back into the store on
+ * this connection, even inside a transaction. */
+static pt_result pg_db_log_leaf_by_ref(pt_conn *c_base, uint32_t tenant,
+                                       const uint8_t ref[PT_ID_BYTES], pt_leaf_cb cb, void *ctx)
+{
+    pg_conn *c = (pg_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    pargs a = {0};
+    p_i64(&a, tenant);
+    p_bytes(&a, ref, PT_ID_BYTES);
+    PGresult *res;
+    pt_result r = run(c, S_LOG_LEAF_BY_REF, &a, &res, NULL, "log leaf read");
+    if (r != PT_OK) return r;
+    if (PQntuples(res) == 0) {
+        r = PT_ERR_NOT_FOUND;
+    } else {
+        pt_leaf_rec leaf;
+        read_leaf(res, &leaf);
+        cb(ctx, &leaf);
+    }
+    PQclear(res);
+    return r;
+}
+
+struct leaf_scan {
+    pt_leaf_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_leaf(const PGresult *res, void *arg, int *stop)
+{
+    struct leaf_scan *a = arg;
+    pt_leaf_rec r;
+    read_leaf(res, &r); /* data valid during the callback */
+    *stop = a->cb(a->ctx, &r);
+    return PT_OK;
+}
+
+static pt_result pg_db_log_leaf_list(pt_conn *c_base, uint32_t tenant, uint64_t start,
+                                     uint64_t end, pt_leaf_cb cb, void *ctx)
+{
+    if (!cb) return PT_ERR_INVALID;
+    if (start > INT64_MAX || start >= end) return PT_OK;
+    if (end > INT64_MAX) end = INT64_MAX; /* e.g. UINT64_MAX: to the end */
+    struct leaf_scan s = {cb, ctx};
+    pargs a = {0};
+    p_i64(&a, tenant);
+    p_i64(&a, (int64_t)start);
+    p_i64(&a, (int64_t)end);
+    return scan((pg_conn *)c_base, S_LOG_LEAF_LIST, &a, "log leaf list", visit_leaf, &s);
+}
+
+static pt_result read_head(const PGresult *res, pt_log_head_rec *h)
+{
+    memset(h, 0, sizeof *h);
+    h->tenant = (uint32_t)col_i64(res, 0, 0);
+    h->size = (uint64_t)col_i64(res, 0, 1);
+    col_fixed(res, 0, 2, h->root, sizeof h->root);
+    h->event_seq = col_i64(res, 0, 3);
+    /* never hand back a silently truncated (so unverifiable) checkpoint */
+    if (!PQgetisnull(res, 0, 4) && (size_t)PQgetlength(res, 0, 4) >= sizeof h->checkpoint)
+        return PT_ERR_TOO_LARGE;
+    col_str(res, 0, 4, h->checkpoint, sizeof h->checkpoint);
+    h->signed_at = col_i64(res, 0, 5);
+    return PT_OK;
+}
+
+static pt_result pg_db_log_head_get(pt_conn *c_base, uint32_t tenant, pt_log_head_rec *out)
+{
+    pargs a = {0};
+    p_i64(&a, tenant);
+    PGresult *res;
+    pt_result r = run((pg_conn *)c_base, S_LOG_HEAD_GET, &a, &res, NULL, "log head read");
+    if (r != PT_OK) return r;
+    r = PQntuples(res) == 0 ? PT_ERR_NOT_FOUND : read_head(res, out);
+    PQclear(res);
+    return r;
+}
+
+static pt_result pg_db_log_head_put(pt_conn *c_base, const pt_log_head_rec *r, pt_err *err)
+{
+    if (r->size > INT64_MAX) return pt_err_set(err, PT_ERR_INVALID, "", "tree size out of range");
+    pargs a = {0};
+    p_i64(&a, r->tenant);
+    p_i64(&a, (int64_t)r->size);
+    p_bytes(&a, r->root, sizeof r->root);
+    p_i64(&a, r->event_seq);
+    p_str(&a, r->checkpoint, sizeof r->checkpoint);
+    p_i64(&a, r->signed_at);
+    PGresult *res;
+    pt_result rc = run((pg_conn *)c_base, S_LOG_HEAD_PUT, &a, &res, err, "log head write");
+    PQclear(res);
+    return rc;
+}
+
+struct head_scan {
+    pt_log_head_cb cb;
+    void *ctx;
+    pt_log_head_rec h; /* 2 KiB: kept off the stack of every row */
+};
+
+static pt_result visit_head(const PGresult *res, void *arg, int *stop)
+{
+    struct head_scan *a = arg;
+    pt_result r = read_head(res, &a->h);
+    if (r != PT_OK) return r;
+    *stop = a->cb(a->ctx, &a->h);
+    return PT_OK;
+}
+
+static pt_result pg_db_log_head_list(pt_conn *c_base, pt_log_head_cb cb, void *ctx)
+{
+    if (!cb) return PT_ERR_INVALID;
+    struct head_scan *s = malloc(sizeof *s);
+    if (!s) return PT_ERR_NOMEM;
+    s->cb = cb;
+    s->ctx = ctx;
+    pargs a = {0};
+    pt_result r = scan((pg_conn *)c_base, S_LOG_HEAD_LIST, &a, "log head list", visit_head, s);
+    free(s);
+    return r;
+}
+
+static pt_result pg_db_log_key_add(pt_conn *c_base, const char *verifier, int64_t at, pt_err *err)
+{
+    if (!verifier || !*verifier) return pt_err_set(err, PT_ERR_INVALID, "", "no public key");
+    pargs a = {0};
+    p_str(&a, verifier, SIZE_MAX);
+    p_i64(&a, at);
+    PGresult *res;
+    pt_result rc = run((pg_conn *)c_base, S_LOG_KEY_ADD, &a, &res, err, "log key write");
+    PQclear(res); /* no row inserted: the key was listed already */
+    return rc;
+}
+
+struct log_key_scan {
+    pt_log_key_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_log_key(const PGresult *res, void *arg, int *stop)
+{
+    struct log_key_scan *a = arg;
+    /* libpq ends every value with a NUL, binary ones too; text holds none */
+    const char *v = PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0);
+    *stop = a->cb(a->ctx, v, col_i64(res, 0, 1));
+    return PT_OK;
+}
+
+static pt_result pg_db_log_key_list(pt_conn *c_base, pt_log_key_cb cb, void *ctx)
+{
+    if (!cb) return PT_ERR_INVALID;
+    struct log_key_scan s = {cb, ctx};
+    pargs a = {0};
+    return scan((pg_conn *)c_base, S_LOG_KEY_LIST, &a, "log key list", visit_log_key, &s);
+}
+
+struct log_node_scan {
+    pt_log_node_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_log_node(const PGresult *res, void *arg, int *stop)
+{
+    struct log_node_scan *a = arg;
+    uint8_t hash[PT_LOG_HASH];
+    col_fixed(res, 0, 3, hash, sizeof hash);
+    *stop = a->cb(a->ctx, (uint32_t)col_i64(res, 0, 0), (unsigned)col_i64(res, 0, 1),
+                  (uint64_t)col_i64(res, 0, 2), hash);
+    return PT_OK;
+}
+
+static pt_result pg_db_log_node_list(pt_conn *c_base, uint32_t tenant, pt_log_node_cb cb,
+                                     void *ctx)
+{
+    if (!cb) return PT_ERR_INVALID;
+    struct log_node_scan s = {cb, ctx};
+    pargs a = {0};
+    p_i64(&a, tenant);
+    return scan((pg_conn *)c_base, S_LOG_NODE_LIST, &a, "log node list", visit_log_node, &s);
+}
+
+/* ------------------------------------------------------------------------
  * The dispatch table. */
 
 const pt_store_ops pt_postgres_ops = {
@@ -2059,4 +2409,15 @@ const pt_store_ops pt_postgres_ops = {
     .db_state_put = pg_db_state_put,
     .db_state_list_subject = pg_db_state_list_subject,
     .db_state_scan = pg_db_state_scan,
+    .db_log_leaf_insert = pg_db_log_leaf_insert,
+    .db_log_node_put = pg_db_log_node_put,
+    .db_log_node_get = pg_db_log_node_get,
+    .db_log_leaf_by_ref = pg_db_log_leaf_by_ref,
+    .db_log_leaf_list = pg_db_log_leaf_list,
+    .db_log_head_get = pg_db_log_head_get,
+    .db_log_head_put = pg_db_log_head_put,
+    .db_log_head_list = pg_db_log_head_list,
+    .db_log_key_add = pg_db_log_key_add,
+    .db_log_key_list = pg_db_log_key_list,
+    .db_log_node_list = pg_db_log_node_list,
 };

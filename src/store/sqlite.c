@@ -234,6 +234,7 @@ enum stmt_id {
     S_LOG_HEAD_LIST,
     S_LOG_KEY_ADD,
     S_LOG_KEY_LIST,
+    S_LOG_NODE_LIST,
     S__COUNT
 };
 
@@ -367,6 +368,8 @@ static const char *const SQL[S__COUNT] = {
     [S_LOG_KEY_ADD] = "INSERT INTO log_keys(verifier, created_at) VALUES(?1, ?2) "
                       "ON CONFLICT DO NOTHING",
     [S_LOG_KEY_LIST] = "SELECT verifier, created_at FROM log_keys ORDER BY created_at, verifier",
+    [S_LOG_NODE_LIST] = "SELECT tenant_id, level, idx, hash FROM log_nodes WHERE tenant_id = ?1 "
+                        "ORDER BY level, idx",
 };
 
 /* ------------------------------------------------------------------------
@@ -2373,6 +2376,36 @@ static pt_result sq_db_log_key_list(pt_conn *c_base, pt_log_key_cb cb, void *ctx
     return r;
 }
 
+struct node_scan_v {
+    pt_log_node_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_log_node(sqlite3_stmt *st, void *arg, int *stop)
+{
+    struct node_scan_v *a = arg;
+    uint8_t hash[PT_LOG_HASH];
+    col_fixed(st, 3, hash, sizeof hash);
+    *stop = a->cb(a->ctx, (uint32_t)col_i64(st, 0), (unsigned)col_i64(st, 1),
+                  (uint64_t)col_i64(st, 2), hash);
+    return PT_OK;
+}
+
+static pt_result sq_db_log_node_list(pt_conn *c_base, uint32_t tenant, pt_log_node_cb cb,
+                                     void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct node_scan_v a = {cb, ctx};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_LOG_NODE_LIST, &st);
+    b_i64(st, &rc, 1, tenant);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "log node list", visit_log_node, &a)
+                                  : fail(c, rc, NULL, "log node list");
+    stmt_put(c, S_LOG_NODE_LIST, st);
+    return r;
+}
+
 /* ------------------------------------------------------------------------
  * The dispatch table. */
 
@@ -2438,4 +2471,5 @@ const pt_store_ops pt_sqlite_ops = {
     .db_log_head_list = sq_db_log_head_list,
     .db_log_key_add = sq_db_log_key_add,
     .db_log_key_list = sq_db_log_key_list,
+    .db_log_node_list = sq_db_log_node_list,
 };

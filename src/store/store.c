@@ -305,3 +305,8 @@ pt_result pt_db_log_key_list(pt_conn *c, pt_log_key_cb cb, void *ctx)
 {
     return c->ops->db_log_key_list(c, cb, ctx);
 }
+
+pt_result pt_db_log_node_list(pt_conn *c, uint32_t tenant, pt_log_node_cb cb, void *ctx)
+{
+    return c->ops->db_log_node_list(c, tenant, cb, ctx);
+}

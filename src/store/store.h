@@ -166,6 +166,8 @@ typedef int (*pt_state_cb)(void *ctx, const pt_state_rec *r);
 typedef int (*pt_leaf_cb)(void *ctx, const pt_leaf_rec *r);
 typedef int (*pt_log_head_cb)(void *ctx, const pt_log_head_rec *r);
 typedef int (*pt_log_key_cb)(void *ctx, const char *verifier, int64_t created_at);
+typedef int (*pt_log_node_cb)(void *ctx, uint32_t tenant, unsigned level, uint64_t idx,
+                              const uint8_t hash[PT_LOG_HASH]);
 
 /* Opens the database named by url: "sqlite:PATH", "file:PATH" or a plain
  * PATH. create != 0 allows creating a new file. Runs pending migrations
@@ -276,6 +278,9 @@ pt_result pt_db_log_node_put(pt_conn *c, uint32_t tenant, unsigned level, uint64
                              const uint8_t hash[PT_LOG_HASH], pt_err *err);
 pt_result pt_db_log_node_get(pt_conn *c, uint32_t tenant, unsigned level, uint64_t idx,
                              uint8_t hash[PT_LOG_HASH]); /* NOT_FOUND */
+/* Every stored node (level >= 1) of a tenant's tree, by level then idx:
+ * what a copy of the log (migrate.c) carries besides the leaves. */
+pt_result pt_db_log_node_list(pt_conn *c, uint32_t tenant, pt_log_node_cb cb, void *ctx);
 /* The leaf recording ref; NOT_FOUND. The record passed to cb is borrowed. */
 pt_result pt_db_log_leaf_by_ref(pt_conn *c, uint32_t tenant, const uint8_t ref[PT_ID_BYTES],
                                 pt_leaf_cb cb, void *ctx);
