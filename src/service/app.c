@@ -499,15 +499,20 @@ static void log_truncate(pt_wctx *w, size_t mark)
     while (w->nlp > mark) free(w->lp[--w->nlp].leaf);
 }
 
-static pt_result tenant_name_of(void *ctx, uint32_t tenant, char name[PT_TENANT_NAME_MAX + 1])
+
+pt_result pt_wctx_tenant_name(pt_wctx *w, uint32_t tenant, char name[PT_TENANT_NAME_MAX + 1])
 {
-    pt_wctx *w = ctx;
     if (pt_catalog_tenant_name(w->app, tenant, name) == PT_OK) return PT_OK;
     /* created in this very batch: not in the catalog snapshot yet */
     pt_tenant_rec t;
     pt_result rc = pt_db_tenant_by_id(w->conn, tenant, &t);
     if (rc == PT_OK) memcpy(name, t.name, sizeof t.name);
     return rc;
+}
+
+static pt_result tenant_name_of(void *ctx, uint32_t tenant, char name[PT_TENANT_NAME_MAX + 1])
+{
+    return pt_wctx_tenant_name(ctx, tenant, name);
 }
 
 /* Gives the batch's leaves their places, signs one checkpoint per tenant

@@ -102,6 +102,8 @@ void pt_wctx_reload_keys(pt_wctx *w);
  * copied). receipt, if not NULL, is a JSON object owned by the op's result:
  * once the batch's checkpoint is signed it gets its "proof" member. The
  * leaf index is assigned in commit order when the batch is sealed. */
+/* The tenant's name, also for a tenant created earlier in this batch. */
+pt_result pt_wctx_tenant_name(pt_wctx *w, uint32_t tenant, char name[PT_TENANT_NAME_MAX + 1]);
 pt_result pt_wctx_log(pt_wctx *w, uint32_t tenant, const uint8_t ref[PT_ID_BYTES],
                       int64_t event_seq, const void *leaf, size_t len, json_t *receipt,
                       pt_err *err);

@@ -6,6 +6,7 @@
 
 #include "core/crypto.h"
 #include "jsonutil.h"
+#include "log.h"
 #include "service.h"
 
 #define PT_MAX_VALIDITY_DAYS 3650
@@ -261,6 +262,17 @@ static pt_result notice_fn(pt_wctx *w, void *arg, pt_err *err)
     a->rec.created_at = pt_wctx_now(w);
     pt_random(a->rec.id, PT_ID_BYTES);
     rc = pt_db_notice_insert(c, &a->rec, err);
+    if (rc != PT_OK) return rc;
+    /* the text's hash is what consent leaves point to: its publication is
+     * logged so that an auditor sees when each text became available */
+    char tname[PT_TENANT_NAME_MAX + 1];
+    rc = pt_wctx_tenant_name(w, a->rec.tenant, tname);
+    if (rc != PT_OK) return pt_err_set(err, rc, "", "cannot read the tenant");
+    size_t len;
+    char *leaf = pt_leaf_notice(tname, &a->rec, &len);
+    if (!leaf) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+    rc = pt_wctx_log(w, a->rec.tenant, a->rec.id, 0, leaf, len, NULL, err);
+    free(leaf);
     if (rc != PT_OK) return rc;
     a->op->out = notice_doc(&a->rec, false);
     a->op->status = 201;

@@ -7,6 +7,7 @@
 #include "core/crypto.h"
 #include "core/ids.h"
 #include "jsonutil.h"
+#include "log.h"
 #include "service.h"
 
 /* The purposes every new tenant starts with (API.md, Catalog); validity
@@ -46,6 +47,29 @@ static bool tenant_name_valid(const char *s)
     return true;
 }
 
+/* Key changes go to the proof log: who could act for the controller, and
+ * since when, is part of what an auditor checks. */
+static pt_result log_key(pt_wctx *w, const char *kind, uint32_t tenant,
+                         const uint8_t id[PT_ID_BYTES], const char *role, pt_err *err)
+{
+    char tname[PT_TENANT_NAME_MAX + 1];
+    pt_result rc = pt_wctx_tenant_name(w, tenant, tname);
+    if (rc != PT_OK) return pt_err_set(err, rc, "", "cannot read the tenant");
+    size_t len;
+    char *leaf = pt_leaf_key(kind, tname, id, role, pt_wctx_now(w), &len);
+    if (!leaf) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+    /* a leaf's ref names it uniquely: the key id for its creation, a
+     * fresh id for its revocation */
+    uint8_t ref[PT_ID_BYTES];
+    if (role)
+        memcpy(ref, id, PT_ID_BYTES);
+    else
+        pt_ordered_id(ref);
+    rc = pt_wctx_log(w, tenant, ref, 0, leaf, len, NULL, err);
+    free(leaf);
+    return rc;
+}
+
 /* Creates a key in the current transaction and returns its document with
  * the secret, which exists nowhere else afterwards. */
 static pt_result key_insert(pt_wctx *w, uint32_t tenant, pt_role role, const char *label,
@@ -63,6 +87,7 @@ static pt_result key_insert(pt_wctx *w, uint32_t tenant, pt_role role, const cha
     snprintf(k.label, sizeof k.label, "%s", label ? label : "");
     k.created_at = pt_wctx_now(w);
     pt_result rc = pt_db_key_insert(pt_wctx_conn(w), &k, err);
+    if (rc == PT_OK) rc = log_key(w, "key.created", tenant, k.id, pt_role_name(role), err);
     if (rc == PT_OK) {
         pt_id_format("key", k.id, idstr);
         pt_b32_encode(secret, sizeof secret, sec32);
@@ -272,6 +297,8 @@ static pt_result key_revoke_fn(pt_wctx *w, void *arg, pt_err *err)
     if (rc == PT_ERR_NOT_FOUND)
         return pt_err_set(err, rc, "key", "no live key with that id in this tenant");
     if (rc != PT_OK) return pt_err_set(err, rc, "", "cannot revoke the key");
+    rc = log_key(w, "key.revoked", a->tenant, a->id, NULL, err);
+    if (rc != PT_OK) return rc;
     pt_wctx_reload_keys(w);
     char id[PT_ID_STR_MAX];
     pt_id_format("key", a->id, id);

@@ -149,6 +149,46 @@ static void fx_check(fx_req *q)
     q->path = bb_fmt("/v1/check?subject=%s&purpose=marketing&channel=email", a_subject());
 }
 
+/* Tenant A's consent event, recorded once per test process. */
+static const char *a_event_id;
+static const char *a_event(void)
+{
+    if (!a_event_id) {
+        bb_resp *r = bb_consent(ADMIN, a_subject(), "marketing", "grant", NULL, NULL);
+        bb_assert_json(r, 201);
+        a_event_id = bb_strdup(bb_jstr(r->json, "event"));
+    }
+    return a_event_id;
+}
+
+static void fx_log_inclusion(fx_req *q)
+{
+    q->path = bb_fmt("/v1/log/proof/inclusion?event=%s", a_event());
+}
+
+static void fx_log_consistency(fx_req *q)
+{
+    a_event();
+    q->path = "/v1/log/proof/consistency?from=1";
+}
+
+static void fx_log_leaves(fx_req *q)
+{
+    a_event();
+    q->path = "/v1/log/leaves?start=0&end=2";
+}
+
+static void fx_log_checkpoint(fx_req *q)
+{
+    a_event();
+    (void)q;
+}
+
+static void fx_receipt(fx_req *q)
+{
+    q->path = bb_fmt("/v1/receipts/%s", a_event());
+}
+
 #define ANY "admin,operator,marketing,auditor,recipient"
 #define READERS "admin,operator,marketing,auditor"
 
@@ -176,6 +216,12 @@ static const struct fixture {
     {"GET /v1/subjects/{subject}/consents/history", "admin,operator,auditor", fx_consent_history},
     {"POST /v1/consents", "admin,operator", fx_consent_record},
     {"GET /v1/check", "admin,operator,marketing", fx_check},
+    {"GET /v1/log/checkpoint", "admin,auditor", fx_log_checkpoint},
+    {"GET /v1/log/keys", "admin,auditor", fx_same},
+    {"GET /v1/log/proof/inclusion", "admin,auditor", fx_log_inclusion},
+    {"GET /v1/log/proof/consistency", "admin,auditor", fx_log_consistency},
+    {"GET /v1/log/leaves", "admin,auditor", fx_log_leaves},
+    {"GET /v1/receipts/{event}", "admin,operator,auditor", fx_receipt},
 };
 #define NFIXTURES (sizeof FIXTURES / sizeof FIXTURES[0])
 
@@ -515,6 +561,26 @@ Test(authz, other_tenant_subject_in_a_consent_body_is_404)
         bb_assert_problem(o, 404, "subject");
     }
     assert_b_unchanged(s, before);
+}
+
+Test(authz, other_tenant_events_are_404_in_the_log_and_receipts)
+{
+    const char *s = b_subject(NULL);
+    bb_resp *h = bb_get(bb_fmt("/v1/subjects/%s/consents/history", s), KEY_B);
+    bb_assert_json(h, 200);
+    json_t *ev = json_array_get(json_object_get(h->json, "events"), 0);
+    cr_assert_not_null(ev, "%s", h->body);
+    const char *event = bb_jstr(ev, "event");
+    bb_assert_json(bb_get(bb_fmt("/v1/receipts/%s", event), KEY_B), 200);
+    bb_assert_problem(bb_get(bb_fmt("/v1/receipts/%s", event), ADMIN), 404, "event");
+    bb_assert_problem(bb_get(bb_fmt("/v1/log/proof/inclusion?event=%s", event), ADMIN), 404,
+                      "event");
+    /* each tenant's checkpoint names its own log */
+    bb_resp *ca = bb_get("/v1/log/checkpoint", ADMIN), *cb = bb_get("/v1/log/checkpoint", KEY_B);
+    cr_assert_eq(ca->status, 200, "%s", ca->body);
+    cr_assert_eq(cb->status, 200, "%s", cb->body);
+    cr_assert(strcmp(ca->body, cb->body) != 0);
+    cr_assert_null(strstr(ca->body, "@b.example.com"));
 }
 
 Test(authz, check_never_reveals_another_tenants_subject)
