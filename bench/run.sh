@@ -15,6 +15,11 @@
 #   4. POST /v1/consents (durable), wrk -t2 -c64, grants and withdrawals of
 #      random subjects, counting 201s only
 #      vs one 4 KiB write + fdatasync per request on the same filesystem.
+#      4b. the same with the proof log off (PATTO_BENCH_NO_LOG=1, a switch
+#      for this benchmark only): what the log costs the durable write path.
+#   5. proof log (bench_log): appending leaves (stored, one transaction) vs
+#      raw SQLite inserting the same leaf rows; inclusion proofs in a log of
+#      BENCH_LOG_LEAVES leaves, store warm, vs the bare log2(n) reads.
 #
 # Environment (all optional):
 #   BENCH_SUBJECTS=1000000   subjects (x 3 purposes = events)
@@ -34,6 +39,9 @@
 #                            figures; inclusive-time reports are kept in the
 #                            temporary directory)
 #   BENCH_KEEP=0             1: keep the temporary directory
+#   BENCH_LOG_APPEND=1000000 leaves appended in figure 5
+#   BENCH_LOG_LEAVES=10000000  size of the log the proofs of figure 5 use
+#   BENCH_LOG_PROOFS=100000  proofs timed
 #
 # Traffic goes to 127.0.0.1 only. Every loop is bounded in count and time.
 set -euo pipefail
@@ -176,7 +184,8 @@ echo "== patto benchmarks: $N subjects x 3 purposes, $(nproc) cores, source $REV
 if [ ! -f "$BUILD/build.ninja" ]; then
     meson setup "$BUILD" "$ROOT" >/dev/null
 fi
-ninja -C "$BUILD" patto bench/bench_check bench/bench_sqlite_ceiling bench/bench_fsync >/dev/null
+ninja -C "$BUILD" patto bench/bench_check bench/bench_sqlite_ceiling bench/bench_fsync \
+    bench/bench_log >/dev/null
 PATTO=$BUILD/patto
 BB=$BUILD/bench
 
@@ -344,6 +353,35 @@ stop_pid "$PATTO_PID" 60
 PATTO_PID=
 echo "patto serve stopped $(since "$t0") s after SIGTERM"
 
+echo
+echo "== 4b. the same with the proof log off (PATTO_BENCH_NO_LOG=1)"
+PATTO_BENCH_NO_LOG=1 "$PATTO" serve --db "$DB" --listen 127.0.0.1:0 --threads "$THREADS" \
+    2>"$T/serve_nolog.err" &
+PATTO_PID=$!
+for ((i = 0; i < 6000; i++)); do
+    grep -q '^listening on' "$T/serve_nolog.err" && break
+    kill -0 "$PATTO_PID" 2>/dev/null || die "patto serve (log off) exited"
+    sleep 0.1
+done
+PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$T/serve_nolog.err")
+out=$T/wrk_post_nolog.out
+read -r _ _ < <(run_wrk "$out" "$PATTO_PID" wrk_consent.lua "http://127.0.0.1:$PORT" "$KEY")
+NL_RATE=$(lua "$out" ok_per_s)
+echo "patto, log off: $NL_RATE 201/s (log on: $W_RATE 201/s)"
+stop_pid "$PATTO_PID" 60
+PATTO_PID=
+
+echo
+echo "== 5. proof log: append and inclusion proofs (bench_log)"
+mkdir -p "$T/log"
+"$BB/bench_log" "$T/log" "${BENCH_LOG_APPEND:-1000000}" "${BENCH_LOG_LEAVES:-10000000}" \
+    "${BENCH_LOG_PROOFS:-100000}" | tee "$T/log.out"
+L_APP=$(result "$T/log.out" leaves_per_s)
+L_CEIL=$(result "$T/log.out" rows_per_s)
+L_US=$(sed -n 's/^RESULT proof .*us_per_proof=\([^ ]*\).*$/\1/p' "$T/log.out")
+L_CUS=$(sed -n 's/^RESULT proof_ceiling .*us_per_proof=\([^ ]*\).*$/\1/p' "$T/log.out")
+rm -rf "$T/log"
+
 # ---------------------------------------------------------------- summary
 mark() { if "$@"; then echo "met"; else echo "MISSED"; fi; }
 row() { printf '%-34s %15s %17s %6s  %-20s %s\n' "$@"; }
@@ -369,6 +407,12 @@ row "   patto VmRSS serving (max)" "$((S_RSS_KB / 1024)) MiB" "" "" "<= 300 MiB"
 row "4. POST /v1/consents, 201/s" "$W_RATE/s" "$F_RATE fsync/s" "$(fdiv "$W_RATE" "$F_RATE")" \
     ">= 20000/s" "$(mark ge "$W_RATE" 20000)"
 row "   201 / non-201" "$W_OK / $W_OTHER" "" "" "($W_STATUSES)" ""
+row "4b. POST, log on / log off" "$W_RATE/s" "$NL_RATE/s" "$(fdiv "$W_RATE" "$NL_RATE")" \
+    ">= 0.85 (log costs <= 15%)" "$(mark ge "$(fdiv "$W_RATE" "$NL_RATE")" 0.85)"
+row "5. log append (stored)" "$L_APP leaves/s" "$L_CEIL rows/s" "$(fdiv "$L_APP" "$L_CEIL")" \
+    ">= 300000 leaves/s" "$(mark ge "$L_APP" 300000)"
+row "   inclusion proof, ${BENCH_LOG_LEAVES:-10000000} leaves" "$L_US us" "$L_CUS us" \
+    "$(fdiv "$L_CUS" "$L_US")" "<= 50 us" "$(mark le "$L_US" 50)"
 row "   patto VmRSS under POST (max)" "$((W_RSS_KB / 1024)) MiB" "" "" "<= 300 MiB" \
     "$(mark le "$((W_RSS_KB / 1024))" 300)"
 if [ "$PERF" = 1 ]; then

@@ -978,3 +978,106 @@ Test(api, sigterm_exits_0_and_data_survives_a_restart)
     bb_suite_init();
     bb_server_cleanup(&s);
 }
+
+/* ------------------------------------------------------------ the proof log
+ * Structure and agreement only: the cryptographic checks are done offline
+ * by `patto verify` and by an independent verifier in tests/log. */
+
+
+Test(api, receipts_carry_a_proof_under_the_latest_checkpoint)
+{
+    char *s = bb_create_subject(OPERATOR, NULL);
+    json_int_t last = -1;
+    const char *evt = NULL;
+    json_t *first = NULL;
+    for (int i = 0; i < 3; i++) {
+        bb_resp *g = bb_consent(OPERATOR, s, "marketing", i % 2 ? "withdraw" : "grant", NULL, NULL);
+        bb_assert_json(g, 201);
+        json_t *proof = bb_jobj(bb_jobj(g->json, "receipt"), "proof");
+        cr_assert_str_eq(bb_jstr(proof, "format"), "patto-proof/1");
+        json_int_t idx = bb_jint(proof, "leaf_index"), size = bb_jint(proof, "tree_size");
+        cr_assert_lt(idx, size);
+        cr_assert_gt(idx, last, "leaves are appended in commit order");
+        last = idx;
+        const char *cp = bb_jstr(proof, "checkpoint");
+        cr_assert(strstr(cp, bb_fmt("/%s\n%lld\n", BB_TENANT_A, (long long)size)) != NULL,
+                  "checkpoint: %s", cp);
+        cr_assert(strstr(cp, "\n\n\xe2\x80\x94 ") != NULL, "not a signed note: %s", cp);
+        cr_assert(strstr(bb_jstr(proof, "public_key"), "+") != NULL);
+        if (!i) {
+            evt = bb_strdup(bb_jstr(g->json, "event"));
+            first = json_deep_copy(bb_jobj(g->json, "receipt"));
+        }
+    }
+    /* a fresh receipt says the same, with a proof against the latest tree */
+    bb_resp *r = bb_get(bb_fmt("/v1/receipts/%s", evt), AUDITOR);
+    bb_assert_json(r, 200);
+    json_t *fresh = json_deep_copy(r->json), *old = json_deep_copy(first);
+    json_object_del(fresh, "proof");
+    json_object_del(old, "proof");
+    cr_assert(json_equal(fresh, old), "fresh receipt differs: %s", r->body);
+    json_t *fp = bb_jobj(r->json, "proof"), *op = bb_jobj(first, "proof");
+    cr_assert_str_eq(bb_jstr(fp, "leaf"), bb_jstr(op, "leaf"));
+    cr_assert_eq(bb_jint(fp, "leaf_index"), bb_jint(op, "leaf_index"));
+    cr_assert_geq(bb_jint(fp, "tree_size"), last + 1);
+    /* the served checkpoint is the fresh receipt's or a later one (other
+     * tests write to the same server concurrently) */
+    bb_resp *c = bb_get("/v1/log/checkpoint", AUDITOR);
+    cr_assert_eq(c->status, 200, "%s", c->body);
+    const char *nl = strchr(c->body, '\n');
+    cr_assert_not_null(nl);
+    cr_assert_geq(strtoll(nl + 1, NULL, 10), bb_jint(fp, "tree_size"), "%s", c->body);
+    json_decref(fresh);
+    json_decref(old);
+    json_decref(first);
+    bb_assert_problem(bb_get("/v1/receipts/evt_00000000000000000000000000", AUDITOR), 404,
+                      "event");
+}
+
+Test(api, log_proof_routes_answer_and_refuse_bad_queries)
+{
+    char *s = bb_create_subject(OPERATOR, NULL);
+    bb_resp *g = bb_consent(OPERATOR, s, "marketing", "grant", NULL, NULL);
+    bb_assert_json(g, 201);
+    const char *evt = bb_jstr(g->json, "event");
+    bb_resp *inc = bb_get(bb_fmt("/v1/log/proof/inclusion?event=%s", evt), AUDITOR);
+    bb_assert_json(inc, 200);
+    json_int_t size = bb_jint(inc->json, "tree_size"), idx = bb_jint(inc->json, "leaf_index");
+    cr_assert_str_eq(bb_jstr(inc->json, "leaf"),
+                     bb_jstr(bb_jobj(bb_jobj(g->json, "receipt"), "proof"), "leaf"));
+    bb_resp *byi = bb_get(bb_fmt("/v1/log/proof/inclusion?index=%lld&size=%lld", (long long)idx,
+                                 (long long)size),
+                          ADMIN);
+    bb_assert_json(byi, 200);
+    cr_assert(json_equal(bb_jarr(byi->json, "inclusion"), bb_jarr(inc->json, "inclusion")));
+    bb_resp *con = bb_get("/v1/log/proof/consistency?from=1", AUDITOR);
+    bb_assert_json(con, 200);
+    cr_assert_eq(bb_jint(con->json, "to"), size);
+    cr_assert_str_eq(bb_jstr(con->json, "checkpoint"), bb_jstr(inc->json, "checkpoint"));
+    bb_resp *lv = bb_get(bb_fmt("/v1/log/leaves?start=%lld&end=%lld", (long long)idx,
+                                (long long)idx + 1),
+                         AUDITOR);
+    bb_assert_json(lv, 200);
+    cr_assert_str_eq(bb_jstr(json_array_get(bb_jarr(lv->json, "leaves"), 0), "leaf"),
+                     bb_jstr(inc->json, "leaf"));
+    bb_resp *keys = bb_get("/v1/log/keys", AUDITOR);
+    bb_assert_json(keys, 200);
+    cr_assert_geq(json_array_size(bb_jarr(keys->json, "keys")), 1);
+
+    bb_assert_problem(bb_get("/v1/log/proof/inclusion", ADMIN), 400, "event");
+    bb_assert_problem(bb_get("/v1/log/proof/inclusion?event=nope", ADMIN), 400, "event");
+    bb_assert_problem(bb_get("/v1/log/proof/inclusion?index=-1", ADMIN), 400, "index");
+    bb_assert_problem(bb_get(bb_fmt("/v1/log/proof/inclusion?index=%lld", (long long)size), ADMIN),
+                      400, "index");
+    bb_assert_problem(
+        bb_get(bb_fmt("/v1/log/proof/inclusion?index=0&size=%lld", (long long)size + 1), ADMIN),
+        400, "size");
+    bb_assert_problem(bb_get("/v1/log/proof/consistency", ADMIN), 400, "from");
+    bb_assert_problem(bb_get("/v1/log/proof/consistency?from=0", ADMIN), 400, "from");
+    bb_assert_problem(
+        bb_get(bb_fmt("/v1/log/proof/consistency?from=1&to=%lld", (long long)size + 1), ADMIN),
+        400, "to");
+    bb_assert_problem(bb_get("/v1/log/leaves?start=5&end=5", ADMIN), 400, "end");
+    bb_assert_problem(bb_get("/v1/log/leaves?start=0&end=1001", ADMIN), 400, "end");
+    bb_assert_problem(bb_get("/v1/log/leaves?start=x", ADMIN), 400, "start");
+}
