@@ -2,8 +2,9 @@
 # The whole test suite: unit and black-box tests (gcc, SQLite), the
 # black-box suite again on PostgreSQL, migration and two nodes on
 # PostgreSQL, unit and black-box tests under
-# ASan+UBSan (clang), the command line, the SIGKILL crash test, storage
-# fault tests, and a short fuzzing run.
+# ASan+UBSan (clang), the command line, the SIGKILL crash test, group
+# commits with failing ops, witnesses, storage fault tests, and a short
+# fuzzing run.
 # Ends with one line "N passed, N failed" counting every test case.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +82,11 @@ passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 
 echo "== group commit with failing ops"
 out=$(python3 tests/batch/batch_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
+read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+
+echo "== witnesses (webhook and e-mail)"
+out=$(python3 tests/log/witness_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
 read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "core/crypto.h"
+#include "service/witness.h"
 
 void pt_config_defaults(pt_config *c)
 {
@@ -15,6 +16,8 @@ void pt_config_defaults(pt_config *c)
     snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
     c->threads = 4;
     c->body_max = 64 * 1024;
+    snprintf(c->witness_from, sizeof c->witness_from, "%s", PT_WITNESS_FROM_DEFAULT);
+    c->witness_interval = PT_WITNESS_INTERVAL_DEFAULT;
 }
 
 pt_result pt_config_set(pt_config *c, const char *key, const char *value, pt_err *err)
@@ -40,9 +43,29 @@ pt_result pt_config_set(pt_config *c, const char *key, const char *value, pt_err
             return pt_err_set(err, PT_ERR_INVALID, key,
                               "body_max must be 1024 to 16777216 bytes");
         c->body_max = v;
+    } else if (strcmp(key, "witness_url") == 0) {
+        if (strlen(value) >= sizeof c->witness_url) goto toolong;
+        snprintf(c->witness_url, sizeof c->witness_url, "%s", value);
+    } else if (strcmp(key, "witness_email") == 0) {
+        if (strlen(value) >= sizeof c->witness_email) goto toolong;
+        snprintf(c->witness_email, sizeof c->witness_email, "%s", value);
+    } else if (strcmp(key, "witness_from") == 0) {
+        if (strlen(value) >= sizeof c->witness_from) goto toolong;
+        snprintf(c->witness_from, sizeof c->witness_from, "%s", value);
+    } else if (strcmp(key, "smtp_url") == 0) {
+        if (strlen(value) >= sizeof c->smtp_url) goto toolong;
+        snprintf(c->smtp_url, sizeof c->smtp_url, "%s", value);
+    } else if (strcmp(key, "witness_interval") == 0) {
+        unsigned long v = strtoul(value, &end, 10);
+        if (!*value || *end || v < 1 || v > PT_WITNESS_INTERVAL_MAX)
+            return pt_err_set(err, PT_ERR_INVALID, key,
+                              "witness_interval must be 1 to %u seconds",
+                              PT_WITNESS_INTERVAL_MAX);
+        c->witness_interval = (unsigned)v;
     } else {
         return pt_err_set(err, PT_ERR_INVALID, key,
-                          "unknown setting '%s' (known: db, listen, threads, keyring, body_max)",
+                          "unknown setting '%s' (known: db, listen, threads, keyring, body_max, "
+                          "witness_url, witness_email, witness_from, smtp_url, witness_interval)",
                           key);
     }
     return PT_OK;
@@ -94,7 +117,12 @@ pt_result pt_config_load(pt_config *c, const char *path, pt_err *err)
                {"PATTO_LISTEN", "listen"},
                {"PATTO_THREADS", "threads"},
                {"PATTO_KEYRING", "keyring"},
-               {"PATTO_BODY_MAX", "body_max"}};
+               {"PATTO_BODY_MAX", "body_max"},
+               {"PATTO_WITNESS_URL", "witness_url"},
+               {"PATTO_WITNESS_EMAIL", "witness_email"},
+               {"PATTO_WITNESS_FROM", "witness_from"},
+               {"PATTO_SMTP_URL", "smtp_url"},
+               {"PATTO_WITNESS_INTERVAL", "witness_interval"}};
     for (size_t i = 0; i < sizeof ENV / sizeof ENV[0]; i++) {
         const char *v = getenv(ENV[i].env);
         if (v && *v) {

@@ -14,12 +14,19 @@ typedef struct pt_config {
     unsigned threads;
     char keyring[1024]; /* file; "" = derived from db */
     size_t body_max;
+    /* witnesses (service/witness.h): "" = none */
+    char witness_url[2048];
+    char witness_email[1024];
+    char witness_from[256];
+    char smtp_url[1024]; /* may hold user:password: never printed */
+    unsigned witness_interval; /* seconds */
 } pt_config;
 
 void pt_config_defaults(pt_config *c);
 /* Applies PATTO_CONFIG (or path if given) then the environment. */
 pt_result pt_config_load(pt_config *c, const char *path, pt_err *err);
-/* Sets one key ("db", "listen", "threads", "keyring", "body_max"). */
+/* Sets one key ("db", "listen", "threads", "keyring", "body_max", "witness_url",
+ * "witness_email", "witness_from", "smtp_url", "witness_interval"). */
 pt_result pt_config_set(pt_config *c, const char *key, const char *value, pt_err *err);
 /* The keyring path for this config: explicit, or DB.keyring. */
 void pt_config_keyring_path(const pt_config *c, char *out, size_t cap);

@@ -16,6 +16,7 @@
 #include "core/crypto.h"
 #include "http/http.h"
 #include "service/service.h"
+#include "service/witness.h"
 
 #define EXIT_DENIED 1
 #define EXIT_USAGE 2
@@ -318,14 +319,18 @@ static int cmd_init(int argc, char **argv)
 
 static int cmd_serve(int argc, char **argv)
 {
-    static const opt_spec spec[] = {COMMON, {"listen", 1}, {"threads", 1}, {NULL, 0}};
+    static const opt_spec spec[] = {COMMON, {"listen", 1}, {"threads", 1}, {"witness-url", 1},
+                                    {"witness-email", 1}, {"witness-from", 1}, {"smtp-url", 1},
+                                    {"witness-interval", 1}, {NULL, 0}};
     args a;
     int x = parse("serve", argc, argv, spec, &a);
     if (x) return x;
     if (a.help) {
         puts("usage: patto serve [--db PATH] [--listen HOST:PORT] [--threads N] [--keyring FILE]\n"
-             "                   [--config FILE]\n"
+             "                   [--config FILE] [--witness-url URL] [--witness-email ADDR]\n"
+             "                   [--witness-from ADDR] [--smtp-url URL] [--witness-interval S]\n"
              "Serves the HTTP API until SIGTERM or SIGINT, then drains and exits 0.\n"
+             "Publishes each tenant's latest checkpoint to the witnesses configured.\n"
              "Writes 'listening on HOST:PORT' to stderr once it accepts connections.\n"
              "Port 0 picks a free port. Exits 3 if storage fails (a failed fsync).");
         return 0;
@@ -344,6 +349,17 @@ static int cmd_serve(int argc, char **argv)
     pt_err e;
     x = open_app("serve", &a, false, true, 0, &cfg, &app);
     if (x) return x;
+    static const char *const wflags[][2] = {
+        {"witness-url", "witness_url"},   {"witness-email", "witness_email"},
+        {"witness-from", "witness_from"}, {"smtp-url", "smtp_url"},
+        {"witness-interval", "witness_interval"}};
+    for (size_t i = 0; i < sizeof wflags / sizeof wflags[0]; i++) {
+        const char *v = arg(&a, wflags[i][0]);
+        if (v && pt_config_set(&cfg, wflags[i][1], v, &e) != PT_OK) {
+            pt_app_close(app);
+            return fail("serve", &e);
+        }
+    }
     (void)app;
     char host[256];
     snprintf(host, sizeof host, "%s", cfg.listen);
@@ -361,10 +377,22 @@ static int cmd_serve(int argc, char **argv)
         size_t n = strlen(h);
         if (n && h[n - 1] == ']') h[n - 1] = '\0';
     }
+    /* before the HTTP threads: libcurl's global init is not thread-safe */
+    pt_witness_config wc = {.url = cfg.witness_url, .email = cfg.witness_email,
+                            .from = cfg.witness_from, .smtp_url = cfg.smtp_url,
+                            .interval = cfg.witness_interval};
+    pt_witness *wit = NULL;
+    pt_result wrc = pt_witness_start(app, &wc, &wit, &e);
+    pt_wipe(cfg.smtp_url, sizeof cfg.smtp_url); /* the witness keeps its own copy */
+    if (wrc != PT_OK) {
+        pt_app_close(app);
+        return fail("serve", &e);
+    }
     pt_http_config hc = {.host = h, .port = (uint16_t)port, .threads = cfg.threads,
                          .body_max = cfg.body_max};
     pt_http *srv = NULL;
     if (pt_http_start(app, &hc, &srv, &e) != PT_OK) {
+        pt_witness_stop(wit);
         pt_app_close(app);
         return fail("serve", &e);
     }
@@ -384,6 +412,7 @@ static int cmd_serve(int argc, char **argv)
         }
     }
     pt_http_stop(srv);
+    pt_witness_stop(wit);
     pt_app_close(app);
     return status;
 }

@@ -13,12 +13,16 @@ def init(bin_path, db):
 
 
 def serve(bin_path, db, *extra, env=None):
-    """Starts `patto serve` on a free loopback port; returns (process, port)."""
+    """Starts `patto serve` on a free loopback port; returns (process, port).
+    The stderr lines written before "listening on" are kept in
+    process.early_stderr."""
     p = subprocess.Popen([bin_path, "serve", "--db", db, "--listen", "127.0.0.1:0", *extra],
                          stderr=subprocess.PIPE, text=True,
                          env=dict(os.environ, **(env or {})))
+    p.early_stderr = []
     line = p.stderr.readline()
     while line and not line.startswith("listening on"):
+        p.early_stderr.append(line)
         line = p.stderr.readline()
     if not line:
         p.kill()
