@@ -5,13 +5,17 @@
  * What moves, in this order: the installation's keyring fingerprint,
  * tenants (ids kept), API keys, purposes, notices (with their texts),
  * subjects (wrapped data keys and sealed profiles byte for byte: the same
- * keyring opens them), their identifiers, every event in seq order, and
- * the consent states. Nothing is decrypted: the keyring only proves that
- * the caller holds the source's keys.
+ * keyring opens them), their identifiers, every event in seq order, the
+ * consent states, and the proof log: every tenant's leaves and subtree
+ * hashes, the signed heads and the signing keys, byte for byte, so that
+ * receipts, checkpoints and consistency proofs issued by the source keep
+ * verifying against the destination. Nothing is decrypted: the keyring
+ * only proves that the caller holds the source's keys.
  *
  * Event seqs and subject rows are the destination's own (a backend assigns
  * them), so they may differ from the source's; their order is kept, and
- * each consent state's event_seq is rewritten to its event's new seq.
+ * each consent state's event_seq is rewritten to its event's new seq, as
+ * is each log head's (the mark from which the log catches up on events).
  *
  * Consistency. The source is read inside a transaction of its own, which
  * takes the source's writer lock (SQLite BEGIN IMMEDIATE, the PostgreSQL
@@ -23,9 +27,13 @@
  * inside a transaction.
  *
  * The destination is written in one transaction: all or nothing. It must
- * hold no tenant, subject or event; that check runs inside the same
- * transaction (under the destination's writer lock), so two migrations
- * into one database cannot both succeed. */
+ * hold no tenant, subject, event or log head; that check runs inside the
+ * same transaction (under the destination's writer lock), so two
+ * migrations into one database cannot both succeed. A migration that is
+ * killed or fails half-way therefore leaves no row behind (the database
+ * rolls the transaction back; only the schema, created by pt_store_open in
+ * transactions of its own, stays) and is simply run again
+ * (tests/multinode/interrupted_migration.py). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,12 +103,20 @@ static int found_subject(void *ctx, const pt_subject_rec *r)
     return 1;
 }
 
+static int found_head(void *ctx, const pt_log_head_rec *r)
+{
+    (void)r;
+    ((mig *)ctx)->found++;
+    return 1;
+}
+
 static pt_result check_empty(mig *m)
 {
     int64_t max_seq = 0;
     pt_result rc = pt_db_tenant_list(m->dst, found_tenant, m);
     if (rc == PT_OK && !m->found) rc = pt_db_subject_scan(m->dst, 0, found_subject, m);
     if (rc == PT_OK && !m->found) rc = pt_db_event_max_seq(m->dst, &max_seq);
+    if (rc == PT_OK && !m->found && !max_seq) rc = pt_db_log_head_list(m->dst, found_head, m);
     if (rc != PT_OK)
         return pt_err_set(m->err, rc, "to", "cannot read the destination database: %s",
                           pt_result_str(rc));
@@ -244,6 +260,25 @@ static int seq_map_add(mig *m, int64_t old_seq, int64_t new_seq)
     return 0;
 }
 
+/* The new seq of the last copied event whose old seq is <= old_seq; 0 if
+ * none. Since the order is kept, the events at or below a mark in the
+ * source are exactly those at or below the mapped mark in the destination. */
+static int64_t seq_map_floor(const mig *m, int64_t old_seq)
+{
+    size_t lo = 0, hi = m->nruns; /* first run with old_start > old_seq */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->runs[mid].old_start <= old_seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) return 0;
+    const seq_run *r = &m->runs[lo - 1];
+    int64_t off = old_seq - r->old_start;
+    return r->new_start + (off < r->len ? off : r->len - 1);
+}
+
 /* 0 when old_seq is not the seq of a copied event. */
 static int64_t seq_map(const mig *m, int64_t old_seq)
 {
@@ -290,6 +325,66 @@ static int copy_state(void *ctx, const pt_state_rec *r)
     return 0;
 }
 
+/* ---- the proof log, verbatim ---- */
+
+static int copy_leaf(void *ctx, const pt_leaf_rec *r)
+{
+    mig *m = ctx;
+    pt_result rc = pt_db_log_leaf_insert(m->dst, r, m->err); /* data borrowed from the scan */
+    if (rc != PT_OK) return stop_with(m, dst_fail(m, rc, "a proof log leaf"));
+    m->st->log_leaves++;
+    return 0;
+}
+
+static int copy_node(void *ctx, uint32_t tenant, unsigned level, uint64_t idx,
+                     const uint8_t hash[PT_LOG_HASH])
+{
+    mig *m = ctx;
+    pt_result rc = pt_db_log_node_put(m->dst, tenant, level, idx, hash, m->err);
+    if (rc != PT_OK) return stop_with(m, dst_fail(m, rc, "a proof log node"));
+    m->st->log_nodes++;
+    return 0;
+}
+
+static int copy_head(void *ctx, const pt_log_head_rec *r)
+{
+    mig *m = ctx;
+    pt_log_head_rec *h = malloc(sizeof *h); /* 2 KiB */
+    if (!h) return stop_with(m, pt_err_set(m->err, PT_ERR_NOMEM, "", "out of memory"));
+    *h = *r;
+    /* the head's mark of logged events, in the destination's seqs */
+    h->event_seq = r->event_seq > 0 ? seq_map_floor(m, r->event_seq) : r->event_seq;
+    pt_result rc = pt_db_log_head_put(m->dst, h, m->err);
+    free(h);
+    if (rc != PT_OK) return stop_with(m, dst_fail(m, rc, "a proof log head"));
+    m->st->log_heads++;
+    return 0;
+}
+
+static int copy_log_key(void *ctx, const char *verifier, int64_t created_at)
+{
+    mig *m = ctx;
+    pt_result rc = pt_db_log_key_add(m->dst, verifier, created_at, m->err);
+    if (rc != PT_OK) return stop_with(m, dst_fail(m, rc, "a proof log key"));
+    m->st->log_keys++;
+    return 0;
+}
+
+static pt_result copy_log(mig *m)
+{
+    pt_result rc = PT_OK;
+    for (size_t i = 0; rc == PT_OK && i < m->ntenants; i++) {
+        rc = scanned(m, pt_db_log_leaf_list(m->src, m->tenants[i], 0, UINT64_MAX, copy_leaf, m),
+                     "proof log leaves");
+        if (rc == PT_OK)
+            rc = scanned(m, pt_db_log_node_list(m->src, m->tenants[i], copy_node, m),
+                         "proof log nodes");
+    }
+    if (rc == PT_OK) rc = scanned(m, pt_db_log_head_list(m->src, copy_head, m), "proof log heads");
+    if (rc == PT_OK) rc = scanned(m, pt_db_log_key_list(m->src, copy_log_key, m), "proof log keys");
+    return rc;
+}
+
 /* ---- the whole copy ---- */
 
 static pt_result copy_all(mig *m, const char *fingerprint)
@@ -308,6 +403,7 @@ static pt_result copy_all(mig *m, const char *fingerprint)
     if (rc == PT_OK)
         rc = scanned(m, pt_db_event_list_tenant(m->src, 0, 0, 0, copy_event, m), "events");
     if (rc == PT_OK) rc = scanned(m, pt_db_state_scan(m->src, 0, copy_state, m), "consent states");
+    if (rc == PT_OK) rc = copy_log(m);
     return rc;
 }
 

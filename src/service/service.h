@@ -82,6 +82,7 @@ pt_result pt_export(pt_app *app, uint32_t tenant, FILE *out, uint64_t *count, pt
 /* ---- migration between stores (migrate.c) ---- */
 typedef struct pt_migrate_stats {
     uint64_t tenants, keys, purposes, notices, subjects, identifiers, events, states;
+    uint64_t log_leaves, log_nodes, log_heads, log_keys; /* the proof log, verbatim */
 } pt_migrate_stats;
 /* Copies a whole installation from the store at url `from` to the one at
  * `to` (e.g. sqlite:patto.db to postgres://...), in one transaction on the
@@ -89,8 +90,11 @@ typedef struct pt_migrate_stats {
  * subject or event (CONFLICT otherwise); the source is locked against
  * writers while it is read. Sealed data moves as it is, so kr (which must
  * be the source's keyring: INVALID otherwise) keeps working on the copy.
- * Event seqs are the destination's own; their order is kept. st may be
- * NULL; it is zeroed on failure. */
+ * Event seqs are the destination's own; their order is kept. The proof log
+ * (leaves, subtree hashes, signed heads, signing keys) is copied as it is,
+ * so that receipts and checkpoints issued before keep verifying. An
+ * interrupted migration leaves the destination as it was (at most its
+ * schema created): run it again. st may be NULL; it is zeroed on failure. */
 pt_result pt_migrate(const char *from, const char *to, const pt_keyring *kr, pt_migrate_stats *st,
                      pt_err *err);
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - the multi-node tests: `patto migrate` (SQLite -> PostgreSQL and
-# back), two `patto serve` nodes sharing one PostgreSQL database, and
+# back; and killed half-way, then run again: interrupted_migration.py),
+# two `patto serve` nodes sharing one PostgreSQL database, and
 # PostgreSQL going away under a node (outage_test.py, which runs its own
 # cluster on port ${PATTO_OUTAGE_PG_PORT:-55441}).
 #
@@ -28,6 +29,8 @@ trap stop EXIT
 status=0
 echo "== migrate_test.sh"
 "$HERE/migrate_test.sh" "$BIN" || status=1
+echo "== interrupted_migration.py"
+python3 "$HERE/interrupted_migration.py" "$BIN" || status=1
 echo "== two_nodes.py"
 python3 "$HERE/two_nodes.py" "$BIN" || status=1
 echo "== outage_test.py"
