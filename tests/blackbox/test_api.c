@@ -1052,8 +1052,9 @@ Test(api, log_proof_routes_answer_and_refuse_bad_queries)
     cr_assert(json_equal(bb_jarr(byi->json, "inclusion"), bb_jarr(inc->json, "inclusion")));
     bb_resp *con = bb_get("/v1/log/proof/consistency?from=1", AUDITOR);
     bb_assert_json(con, 200);
-    cr_assert_eq(bb_jint(con->json, "to"), size);
-    cr_assert_str_eq(bb_jstr(con->json, "checkpoint"), bb_jstr(inc->json, "checkpoint"));
+    /* other tests append concurrently: the tree only grows */
+    cr_assert_geq(bb_jint(con->json, "to"), size);
+    cr_assert_not_null(json_object_get(con->json, "checkpoint"));
     bb_resp *lv = bb_get(bb_fmt("/v1/log/leaves?start=%lld&end=%lld", (long long)idx,
                                 (long long)idx + 1),
                          AUDITOR);
@@ -1067,16 +1068,16 @@ Test(api, log_proof_routes_answer_and_refuse_bad_queries)
     bb_assert_problem(bb_get("/v1/log/proof/inclusion", ADMIN), 400, "event");
     bb_assert_problem(bb_get("/v1/log/proof/inclusion?event=nope", ADMIN), 400, "event");
     bb_assert_problem(bb_get("/v1/log/proof/inclusion?index=-1", ADMIN), 400, "index");
-    bb_assert_problem(bb_get(bb_fmt("/v1/log/proof/inclusion?index=%lld", (long long)size), ADMIN),
-                      400, "index");
-    bb_assert_problem(
-        bb_get(bb_fmt("/v1/log/proof/inclusion?index=0&size=%lld", (long long)size + 1), ADMIN),
-        400, "size");
+    /* far beyond any size the concurrent tests can reach */
+    const long long beyond = 1000000000000LL;
+    bb_assert_problem(bb_get(bb_fmt("/v1/log/proof/inclusion?index=%lld", beyond), ADMIN), 400,
+                      "index");
+    bb_assert_problem(bb_get(bb_fmt("/v1/log/proof/inclusion?index=0&size=%lld", beyond), ADMIN),
+                      400, "size");
     bb_assert_problem(bb_get("/v1/log/proof/consistency", ADMIN), 400, "from");
     bb_assert_problem(bb_get("/v1/log/proof/consistency?from=0", ADMIN), 400, "from");
-    bb_assert_problem(
-        bb_get(bb_fmt("/v1/log/proof/consistency?from=1&to=%lld", (long long)size + 1), ADMIN),
-        400, "to");
+    bb_assert_problem(bb_get(bb_fmt("/v1/log/proof/consistency?from=1&to=%lld", beyond), ADMIN),
+                      400, "to");
     bb_assert_problem(bb_get("/v1/log/leaves?start=5&end=5", ADMIN), 400, "end");
     bb_assert_problem(bb_get("/v1/log/leaves?start=0&end=1001", ADMIN), 400, "end");
     bb_assert_problem(bb_get("/v1/log/leaves?start=x", ADMIN), 400, "start");
