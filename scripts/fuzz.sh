@@ -10,7 +10,7 @@ if [ ! -d build-fuzz ]; then
     -Db_sanitize=address,undefined -Dc_args='-fsanitize=fuzzer-no-link -fno-sanitize-recover=all' -Db_lundef=false >/dev/null
 fi
 ninja -C build-fuzz >/dev/null
-for t in body csv text; do
+for t in body csv text verify; do
   work=build-fuzz/corpus-$t
   mkdir -p "$work"
   cp -n fuzz/corpus/$t/* "$work"/ 2>/dev/null || true

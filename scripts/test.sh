@@ -90,6 +90,11 @@ out=$(python3 tests/log/witness_test.py build/patto 2>&1); echo "$out" | grep -v
 read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 
+echo "== proof log: independent signed-note check, patto verify"
+out=$(python3 tests/log/log_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
+read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+
 echo "== storage fault test"
 out=$(python3 tests/fault/fault_test.py build/patto 2>&1); echo "$out" | sed 's/^/   /'
 read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
@@ -97,7 +102,7 @@ passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 
 echo "== fuzz (${FUZZ_SECONDS}s per target)"
 if ./scripts/fuzz.sh "$FUZZ_SECONDS" 2>&1 | sed 's/^/   /'; [ "${PIPESTATUS[0]}" -eq 0 ]; then
-  passed=$((passed + 3)); else failed=$((failed + 1)); fi
+  passed=$((passed + 4)); else failed=$((failed + 1)); fi
 
 rm -f "$log"
 echo

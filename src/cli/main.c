@@ -16,6 +16,7 @@
 #include "core/crypto.h"
 #include "http/http.h"
 #include "service/service.h"
+#include "service/verify.h"
 #include "service/witness.h"
 
 #define EXIT_DENIED 1
@@ -836,6 +837,102 @@ static int cmd_migrate(int argc, char **argv)
     return 0;
 }
 
+/* ------------------------------------------------------------ verify */
+
+/* Reads all of path ("-" for stdin when allow_stdin) if it holds at most
+ * max bytes; otherwise NULL with a one-line reason in why. */
+static char *read_bounded(const char *path, bool allow_stdin, size_t max, size_t *len,
+                          char *why, size_t why_cap)
+{
+    bool in = allow_stdin && strcmp(path, "-") == 0;
+    FILE *f = in ? stdin : fopen(path, "rb");
+    if (!f) {
+        snprintf(why, why_cap, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max + 2);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    bool failed = !buf || ferror(f);
+    if (!in) fclose(f);
+    if (failed || n > max) {
+        if (!buf)
+            snprintf(why, why_cap, "out of memory");
+        else if (failed)
+            snprintf(why, why_cap, "cannot read %s", in ? "standard input" : path);
+        else
+            snprintf(why, why_cap, "%s is larger than %zu bytes", in ? "standard input" : path,
+                     max);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* Exit 0 verified, 1 not verified (or unreadable), 2 usage: docs/log.md. */
+static int cmd_verify(int argc, char **argv)
+{
+    static const opt_spec spec[] = {{"checkpoint", 1}, {"key", 1}, {NULL, 0}};
+    args a;
+    int x = parse("verify", argc, argv, spec, &a);
+    if (x) return x;
+    if (a.help) {
+        puts("usage: patto verify RECEIPT.json [--checkpoint FILE] [--key VERIFIER]\n"
+             "Checks a consent receipt offline, with no database and no keyring: the\n"
+             "checkpoint's Ed25519 signature, the leaf's inclusion proof under it, and that\n"
+             "the signed leaf says what the receipt says. RECEIPT.json is a receipt or a\n"
+             "saved POST /v1/consents answer ('-' for stdin).\n"
+             "  --key VERIFIER     the log key you trust (NAME+KEYID+BASE64, as\n"
+             "                     GET /v1/log/keys lists it); without it the receipt's own\n"
+             "                     public_key is used\n"
+             "  --checkpoint FILE  a later signed checkpoint of the same size (same root), or\n"
+             "                     the JSON of GET /v1/log/proof/consistency?from=TREE_SIZE,\n"
+             "                     which must prove that the later log extends the receipt's\n"
+             "Exit 0 verified; 1 not verified, with one line on stderr saying why; 2 usage.");
+        return 0;
+    }
+    if (a.npos != 1) return usage_error("verify", "give one RECEIPT.json%s", "");
+    const char *cpath = arg(&a, "checkpoint"), *key = arg(&a, "key");
+    char why[512];
+    size_t rlen = 0, llen = 0;
+    char *receipt = read_bounded(a.pos[0], true, PT_VERIFY_RECEIPT_MAX, &rlen, why, sizeof why);
+    char *later = NULL;
+    if (receipt && cpath)
+        later = read_bounded(cpath, false, PT_VERIFY_LATER_MAX, &llen, why, sizeof why);
+    if (!receipt || (cpath && !later)) {
+        fprintf(stderr, "patto verify: %s\n", why);
+        free(receipt);
+        return EXIT_DENIED;
+    }
+    pt_verify_input in = {.receipt = receipt, .receipt_len = rlen, .later = later,
+                          .later_len = llen, .key = key, .key_len = key ? strlen(key) : 0};
+    pt_verify_info info;
+    pt_err e;
+    if (pt_verify_receipt(&in, &info, &e) != PT_OK) {
+        if (e.field[0])
+            fprintf(stderr, "patto verify: not verified: %s [%s]\n", e.detail, e.field);
+        else
+            fprintf(stderr, "patto verify: not verified: %s\n", e.detail);
+        x = EXIT_DENIED;
+    } else {
+        printf("verified: %s is leaf %llu of %s at size %llu, signed by %s+%s", info.event,
+               (unsigned long long)info.leaf_index, info.origin,
+               (unsigned long long)info.tree_size, info.key_name, info.key_id);
+        if (later)
+            printf("; the checkpoint at size %llu %s it", (unsigned long long)info.later_size,
+                   info.later_size == info.tree_size ? "confirms" : "extends");
+        putchar('\n');
+        if (!key)
+            fputs("patto verify: the key is the receipt's own public_key; pass --key with the "
+                  "log's key (GET /v1/log/keys) to pin it\n",
+                  stderr);
+    }
+    free(receipt);
+    free(later);
+    return x;
+}
+
 static int cmd_routes(int argc, char **argv)
 {
     (void)argc;
@@ -870,6 +967,7 @@ static void usage(FILE *f)
           "  export        export consent events (JSON Lines)\n"
           "  migrate       copy a whole installation to another database\n"
           "  routes        print the HTTP route table\n"
+          "  verify        check a consent receipt and its proof offline\n"
           "  --version     print the version\n",
           f);
 }
@@ -899,7 +997,7 @@ int main(int argc, char **argv)
     } CMDS[] = {{"init", cmd_init},       {"serve", cmd_serve},   {"tenant", cmd_tenant},
                 {"key", cmd_key},         {"notice", cmd_notice}, {"consent", cmd_consent},
                 {"import", cmd_import},   {"export", cmd_export}, {"routes", cmd_routes},
-                {"migrate", cmd_migrate}};
+                {"migrate", cmd_migrate}, {"verify", cmd_verify}};
     for (size_t i = 0; i < sizeof CMDS / sizeof CMDS[0]; i++)
         if (!strcmp(cmd, CMDS[i].name)) return CMDS[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "patto: unknown command '%s'\n", cmd);

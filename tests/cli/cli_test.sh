@@ -74,6 +74,28 @@ has "reason withdrawn" '"withdrawn"' out.txt
 expect "history" 0 "$BIN" consent history --db d.db --tenant demo --subject "$SUB"
 has "history keeps evidence" "rec-1" out.txt
 
+# verify: a receipt checked offline, with no database
+expect "verify --help" 0 "$BIN" verify --help
+has "verify --help says usage" "usage: patto verify" out.txt
+expect "grant for a receipt" 0 "$BIN" consent grant --db d.db --tenant demo --subject "$SUB" --purpose profiling --notice privacy --notice-version 2 --evidence '{"form":"f-9"}'
+cp out.txt answer.json
+python3 -c 'import json; json.dump(json.load(open("answer.json"))["receipt"], open("receipt.json", "w"))'
+VKEY=$(python3 -c 'import json; print(json.load(open("receipt.json"))["proof"]["public_key"])')
+expect "verify a receipt" 0 "$BIN" verify receipt.json
+has "verify says verified" "^verified: evt_" out.txt
+expect "verify a whole answer with --key" 0 "$BIN" verify --key "$VKEY" answer.json
+expect "verify from stdin" 0 sh -c "\"$BIN\" verify - < receipt.json"
+sed 's/"profiling"/"marketing"/' receipt.json > tampered.json
+expect "verify refuses a tampered receipt" 1 "$BIN" verify tampered.json
+has "verify names the field" "\[purpose.purpose\]" err.txt
+[ "$(wc -l <err.txt)" -eq 1 ] && ok "verify's reason is one line" || no "verify's reason is one line"
+expect "verify refuses another key" 1 "$BIN" verify receipt.json --key "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
+expect "verify a missing file" 1 "$BIN" verify nope.json
+expect "verify a missing --checkpoint file" 1 "$BIN" verify receipt.json --checkpoint nope.txt
+expect "verify without a receipt" 2 "$BIN" verify
+expect "verify unknown option" 2 "$BIN" verify receipt.json --bogus
+expect "verify needs no database" 0 env -i PATH="$PATH" PATTO_DB=/nonexistent/x.db "$BIN" verify receipt.json
+
 # import: JSON Lines, several events per person, then a newer and an older decision
 cat > ev.jsonl <<'J'
 {"identifier":{"type":"email","value":"p1@example.com"},"purpose":"marketing","action":"grant","notice":{"notice":"privacy","version":"1"},"collected_via":"import","occurred_at":"2026-01-01T00:00:00.000Z","evidence":{"ip":"192.0.2.1"}}
