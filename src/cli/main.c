@@ -829,11 +829,14 @@ static int cmd_migrate(int argc, char **argv)
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     fprintf(stderr,
             "patto migrate: copied %llu tenants, %llu API keys, %llu purposes, %llu notices, "
-            "%llu subjects, %llu identifiers, %llu events, %llu consent states in %.2f s\n",
+            "%llu subjects, %llu identifiers, %llu events, %llu consent states, "
+            "%llu proof-log leaves (%llu subtree hashes, %llu signed heads) in %.2f s\n",
             (unsigned long long)st.tenants, (unsigned long long)st.keys,
             (unsigned long long)st.purposes, (unsigned long long)st.notices,
             (unsigned long long)st.subjects, (unsigned long long)st.identifiers,
-            (unsigned long long)st.events, (unsigned long long)st.states, s);
+            (unsigned long long)st.events, (unsigned long long)st.states,
+            (unsigned long long)st.log_leaves, (unsigned long long)st.log_nodes,
+            (unsigned long long)st.log_heads, s);
     return 0;
 }
 
