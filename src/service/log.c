@@ -297,6 +297,24 @@ char *pt_leaf_notice(const char *tenant, const pt_notice_rec *n, size_t *len)
     return sb_done(&b, len);
 }
 
+char *pt_leaf_build(const char *kind, const char *tenant, const pt_leaf_member *m, size_t n,
+                    size_t *len)
+{
+    sbuf b = {0};
+    sb_head(&b, kind, tenant);
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].raw) {
+            sb_put(&b, ",", 1);
+            sb_str(&b, m[i].key);
+            sb_put(&b, ":", 1);
+            sb_raw(&b, m[i].raw);
+        } else {
+            sb_member(&b, m[i].key, m[i].str);
+        }
+    }
+    return sb_done(&b, len);
+}
+
 json_t *pt_receipt_from_leaf(const char *leaf, size_t len)
 {
     json_t *l = json_loadb(leaf, len, 0, NULL);

@@ -46,6 +46,19 @@ char *pt_leaf_key(const char *kind, const char *tenant, const uint8_t key[PT_ID_
                   const char *role, int64_t at, size_t *len); /* role NULL for revocations */
 char *pt_leaf_notice(const char *tenant, const pt_notice_rec *n, size_t *len);
 
+/* A leaf of another kind: {"v":1,"kind":K,"tenant":T, then the members in
+ * the order given}. A member is a string (str), null (str and raw NULL) or
+ * already-serialised compact JSON (raw, e.g. an array of field names; the
+ * caller makes it canonical). Used by the subject-rights services for
+ * merges, erasures, rectifications, identifier links. */
+typedef struct pt_leaf_member {
+    const char *key;
+    const char *str;
+    const char *raw;
+} pt_leaf_member;
+char *pt_leaf_build(const char *kind, const char *tenant, const pt_leaf_member *m, size_t n,
+                    size_t *len);
+
 /* The receipt document (Kantara CR v1.1 / ISO/IEC 27560 fields) of a
  * consent leaf, without proof. NULL if the leaf is not a consent leaf. */
 json_t *pt_receipt_from_leaf(const char *leaf, size_t len);
