@@ -25,8 +25,23 @@ typedef struct edge {
     uint8_t f[LEVELS][PT_HASH_BYTES];
 } edge;
 
+/* A direct-mapped cache of stored subtree hashes of level >= NC_MIN_LEVEL.
+ * A complete subtree's hash never changes, so an entry is never stale; the
+ * upper levels are few (n / 2^8 nodes) and shared by every proof, so they
+ * stay here while the lower, per-leaf levels are read from the store. */
+#define NC_SLOTS (1u << 16)
+#define NC_MIN_LEVEL 8
+typedef struct nc_ent {
+    uint64_t idx;
+    uint32_t tenant;
+    uint8_t level; /* 0 = empty slot */
+    uint8_t h[PT_HASH_BYTES];
+} nc_ent;
+
 struct pt_log {
     pthread_mutex_t mu;
+    pthread_mutex_t nc_mu;
+    nc_ent *nc;
     edge *e;
     size_t n, cap;
     char name[PT_LOG_NAME_MAX + 1];
@@ -86,6 +101,12 @@ pt_log *pt_log_new(const pt_keyring *kr, const char *name)
     pt_log *log = calloc(1, sizeof *log);
     if (!log) return NULL;
     pthread_mutex_init(&log->mu, NULL);
+    pthread_mutex_init(&log->nc_mu, NULL);
+    log->nc = calloc(NC_SLOTS, sizeof *log->nc);
+    if (!log->nc) {
+        pt_log_free(log);
+        return NULL;
+    }
     snprintf(log->name, sizeof log->name, "%s", name);
     pt_keyring_sign_keypair(kr, log->pk, log->sk);
     if (pt_note_verifier_format(log->name, log->pk, log->verifier, sizeof log->verifier) != 0) {
@@ -100,11 +121,43 @@ void pt_log_free(pt_log *log)
     if (!log) return;
     sodium_memzero(log->sk, sizeof log->sk);
     free(log->e);
+    free(log->nc);
     pthread_mutex_destroy(&log->mu);
+    pthread_mutex_destroy(&log->nc_mu);
     free(log);
 }
 
 const char *pt_log_verifier(const pt_log *log) { return log->verifier; }
+
+static size_t nc_slot(uint32_t tenant, unsigned level, uint64_t idx)
+{
+    uint64_t h = (idx + ((uint64_t)level << 48) + ((uint64_t)tenant << 53)) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 48) & (NC_SLOTS - 1);
+}
+
+static bool nc_get(pt_log *log, uint32_t tenant, unsigned level, uint64_t idx, uint8_t *out)
+{
+    bool hit = false;
+    nc_ent *e = &log->nc[nc_slot(tenant, level, idx)];
+    pthread_mutex_lock(&log->nc_mu);
+    if (e->level == level && e->idx == idx && e->tenant == tenant) {
+        memcpy(out, e->h, PT_HASH_BYTES);
+        hit = true;
+    }
+    pthread_mutex_unlock(&log->nc_mu);
+    return hit;
+}
+
+static void nc_put(pt_log *log, uint32_t tenant, unsigned level, uint64_t idx, const uint8_t *h)
+{
+    nc_ent *e = &log->nc[nc_slot(tenant, level, idx)];
+    pthread_mutex_lock(&log->nc_mu);
+    e->tenant = tenant;
+    e->level = (uint8_t)level;
+    e->idx = idx;
+    memcpy(e->h, h, PT_HASH_BYTES);
+    pthread_mutex_unlock(&log->nc_mu);
+}
 
 static bool cache_get(pt_log *log, uint32_t tenant, edge *out)
 {
@@ -407,6 +460,7 @@ static void map_add(pt_log_tx *t, uint32_t tenant, unsigned level, uint64_t idx,
 
 typedef struct getter {
     pt_log_tx *t; /* may be NULL: store only */
+    pt_log *log;  /* may be NULL: no upper-level cache */
     pt_conn *c;
     uint32_t tenant;
     int reads;
@@ -420,8 +474,12 @@ static int get_subtree(void *ctx, unsigned level, uint64_t index, pt_hash out)
         memcpy(out, e->h, PT_HASH_BYTES);
         return 0;
     }
+    bool cacheable = g->log && level >= NC_MIN_LEVEL;
+    if (cacheable && nc_get(g->log, g->tenant, level, index, out)) return 0;
     g->reads++;
-    return pt_db_log_node_get(g->c, g->tenant, level, index, out) == PT_OK ? 0 : -1;
+    if (pt_db_log_node_get(g->c, g->tenant, level, index, out) != PT_OK) return -1;
+    if (cacheable) nc_put(g->log, g->tenant, level, index, out);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ edge */
@@ -798,7 +856,7 @@ pt_result pt_log_inclusion(pt_app *app, uint32_t tenant, const char *event, uint
         rc = pt_err_set(err, PT_ERR_INVALID, "index", "index must be below size");
         goto out;
     }
-    getter g = {.c = c, .tenant = tenant};
+    getter g = {.c = c, .tenant = tenant, .log = pt_app_log(app)};
     uint8_t lh[PT_HASH_BYTES];
     if (pt_merkle_inclusion_proof(index, size, get_subtree, &g, proof, &n) != 0 ||
         get_subtree(&g, 0, index, lh) != 0) {
@@ -843,7 +901,7 @@ pt_result pt_log_consistency(pt_app *app, uint32_t tenant, uint64_t from, uint64
         rc = pt_err_set(err, PT_ERR_INVALID, "from", "from must be between 1 and to");
         goto out;
     }
-    getter g = {.c = c, .tenant = tenant};
+    getter g = {.c = c, .tenant = tenant, .log = pt_app_log(app)};
     if (pt_merkle_consistency_proof(from, to, get_subtree, &g, proof, &n) != 0) {
         rc = pt_err_set(err, PT_ERR_STORAGE, "", "cannot read the proof log");
         goto out;
