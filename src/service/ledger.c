@@ -338,7 +338,8 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
         rc = pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
         goto out;
     }
-    json_t *receipt = out ? pt_receipt_from_leaf(leaf, leaf_len) : NULL;
+    json_t *receipt =
+        out ? pt_receipt_from_event(t.name, pt_basis_name(a->purpose.rule.basis), &e) : NULL;
     rc = pt_wctx_log(w, a->tenant, e.id, e.seq, leaf, leaf_len, receipt, err);
     free(leaf);
     if (rc != PT_OK) {

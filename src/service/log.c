@@ -208,7 +208,7 @@ static void sb_put(sbuf *b, const char *s, size_t n)
 {
     if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 512;
+        size_t nc = b->cap ? b->cap * 2 : 1024; /* a consent leaf fits at once */
         while (nc < b->n + n + 1) nc *= 2;
         if (nc > PT_LOG_LEAF_MAX) {
             b->oom = true;
@@ -234,20 +234,23 @@ static void sb_raw(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
 static void sb_str(sbuf *b, const char *s)
 {
     sb_put(b, "\"", 1);
+    const char *run = s;
     for (const char *p = s; *p; p++) {
         unsigned char ch = (unsigned char)*p;
+        if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+        sb_put(b, run, (size_t)(p - run)); /* the plain run before it, in one copy */
+        run = p + 1;
         char esc[8];
         if (ch == '"' || ch == '\\') {
             esc[0] = '\\';
             esc[1] = (char)ch;
             sb_put(b, esc, 2);
-        } else if (ch < 0x20) {
+        } else {
             snprintf(esc, sizeof esc, "\\u%04x", ch);
             sb_put(b, esc, 6);
-        } else {
-            sb_put(b, p, 1);
         }
     }
+    sb_put(b, run, strlen(run));
     sb_put(b, "\"", 1);
 }
 
@@ -394,6 +397,29 @@ json_t *pt_receipt_from_leaf(const char *leaf, size_t len)
 out:
     json_decref(l);
     return r;
+}
+
+json_t *pt_receipt_from_event(const char *tenant, const char *basis, const pt_event_rec *e)
+{
+    char eid[PT_ID_STR_MAX], sid[PT_ID_STR_MAX];
+    pt_id_format("evt", e->id, eid);
+    pt_id_format("sub", e->subject, sid);
+    json_t *notice = e->notice[0] ? json_pack("{s:s, s:s, s:s}", "notice", e->notice, "version",
+                                              e->notice_version, "sha256", e->notice_sha256)
+                                  : json_null();
+    return json_pack(
+        "{s:s, s:s, s:s, s:{s:s}, s:s, s:{s:s}, s:o, s:s, s:o, s:s, s:o, s:o, s:o, s:s, s:o, "
+        "s:o}",
+        "version", "patto-receipt/1 (Kantara CR v1.1, ISO/IEC 27560 fields)", "receipt_id", eid,
+        "jurisdiction", "EU (GDPR)", "controller", "tenant", tenant, "subject", sid, "purpose",
+        "purpose", e->purpose, "legal_basis", basis ? json_string(basis) : json_null(), "action",
+        pt_action_name(e->action), "channels", pt_json_channels_value(e->channels),
+        "collection_method", pt_via_name(e->via), "consent_timestamp",
+        pt_json_time_value(e->occurred_at), "recorded_at", pt_json_time_value(e->recorded_at),
+        "retention_until", pt_json_time_value(e->expires_at), "withdrawal_method",
+        "POST /v1/consents with action 'withdraw', or the withdrawal link in any e-mail", "notice",
+        notice, "evidence_sha256",
+        e->evidence_sha256[0] ? json_string(e->evidence_sha256) : json_null());
 }
 
 /* ------------------------------------------------------------- node map */

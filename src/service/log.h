@@ -62,6 +62,10 @@ char *pt_leaf_build(const char *kind, const char *tenant, const pt_leaf_member *
 /* The receipt document (Kantara CR v1.1 / ISO/IEC 27560 fields) of a
  * consent leaf, without proof. NULL if the leaf is not a consent leaf. */
 json_t *pt_receipt_from_leaf(const char *leaf, size_t len);
+/* The same document built straight from the event (the write path: no
+ * parse). Equal to pt_receipt_from_leaf of pt_leaf_consent's leaf; the
+ * unit and black-box tests hold the two to that. */
+json_t *pt_receipt_from_event(const char *tenant, const char *basis, const pt_event_rec *e);
 
 /* ---- write side ---- */
 /* keep_nodes: remember the subtree hashes made in this tx, so that proofs
