@@ -4,9 +4,9 @@
 
 static const char *const BASIS[] = {"consent", "legitimate_interest", "contract",
                                     "legal_obligation"};
-static const char *const ACTIONS[] = {"grant", "deny", "withdraw", "renew"};
-static const char *const STATES[] = {"none",      "granted", "denied",
-                                     "withdrawn", "expired", "reconsent_needed"};
+static const char *const ACTIONS[] = {"grant", "deny", "withdraw", "renew", "object"};
+static const char *const STATES[] = {"none",    "granted",          "denied",  "withdrawn",
+                                     "expired", "reconsent_needed", "objected"};
 static const char *const CHANNELS[PT_CH_COUNT] = {"email", "sms",  "phone", "post",
                                                   "web",   "app",  "push",  "ads"};
 static const char *const VIAS[] = {"web_form", "phone", "email_link", "paper", "import", "api"};
@@ -20,7 +20,8 @@ static const char *const REASONS[] = {"",
                                       "reconsent_needed",
                                       "unknown_subject",
                                       "subject_erased",
-                                      "recipient_not_allowed"};
+                                      "recipient_not_allowed",
+                                      "objected"};
 static const char *const ROLES[] = {"admin", "operator", "marketing", "auditor", "recipient"};
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -77,11 +78,23 @@ pt_result pt_policy_apply(const pt_purpose_rule *p, pt_consent_state *st, const 
                           bool *changed, pt_err *err)
 {
     *changed = false;
-    if (p->basis != PT_BASIS_CONSENT)
+    /* Art. 21: one may object to processing based on legitimate interest
+     * (and to direct marketing, which a consent purpose covers); not to what
+     * a contract or the law requires. On a legitimate-interest purpose a
+     * grant lifts an objection; nothing else applies to it. */
+    if (p->basis == PT_BASIS_LEGITIMATE_INTEREST) {
+        if (ev->action != PT_ACT_OBJECT && ev->action != PT_ACT_GRANT)
+            return pt_err_set(err, PT_ERR_POLICY, "action",
+                              "the purpose's legal basis is legitimate_interest: it takes "
+                              "'object' (the person objects) and 'grant' (the person lifts an "
+                              "objection), not %s",
+                              pt_action_name(ev->action));
+    } else if (p->basis != PT_BASIS_CONSENT) {
         return pt_err_set(err, PT_ERR_POLICY, "purpose",
-                          "the purpose's legal basis is %s, not consent: consent events do not "
-                          "apply to it",
+                          "the purpose's legal basis is %s, not consent: consent events and "
+                          "objections do not apply to it",
                           pt_basis_name(p->basis));
+    }
     if (ev->channels & ~p->channels)
         return pt_err_set(err, PT_ERR_INVALID, "channels",
                           "a channel given is not one the purpose uses");
@@ -109,6 +122,13 @@ pt_result pt_policy_apply(const pt_purpose_rule *p, pt_consent_state *st, const 
         st->granted_at = 0;
         st->expires_at = 0;
         break;
+    case PT_ACT_OBJECT:
+        /* an objection covers every channel and needs no precondition */
+        st->state = PT_ST_OBJECTED;
+        st->channels = 0;
+        st->granted_at = 0;
+        st->expires_at = 0;
+        break;
     case PT_ACT_WITHDRAW:
         /* A withdrawal is always accepted, even of nothing: saying no needs no
          * precondition. Channels given withdraw only those channels. */
@@ -124,8 +144,11 @@ pt_result pt_policy_apply(const pt_purpose_rule *p, pt_consent_state *st, const 
         return pt_err_set(err, PT_ERR_INVALID, "action", "unknown action");
     }
     if (ev->action == PT_ACT_GRANT || ev->action == PT_ACT_RENEW) {
-        st->expires_at =
-            p->validity_days ? ev->occurred_at + (int64_t)p->validity_days * PT_MS_PER_DAY : 0;
+        /* legitimate interest stands on its own: lifting an objection does
+         * not start a validity period */
+        st->expires_at = p->validity_days && p->basis == PT_BASIS_CONSENT
+                             ? ev->occurred_at + (int64_t)p->validity_days * PT_MS_PER_DAY
+                             : 0;
         st->revision = p->revision;
     }
     st->decided_at = ev->occurred_at;
@@ -163,7 +186,12 @@ pt_check_out pt_policy_check(const pt_purpose_rule *p, const pt_consent_state *s
     o.has_event = st && st->state != PT_ST_NONE;
     if (p->basis != PT_BASIS_CONSENT) {
         /* contract, legal obligation and legitimate interest stand without a
-         * consent event; the basis itself is the answer. */
+         * consent event; the basis itself is the answer, unless the person
+         * objected to a legitimate interest. */
+        if (p->basis == PT_BASIS_LEGITIMATE_INTEREST && st && st->state == PT_ST_OBJECTED) {
+            o.reason = PT_REASON_OBJECTED;
+            return o;
+        }
         o.allowed = true;
         return o;
     }
@@ -176,6 +204,9 @@ pt_check_out pt_policy_check(const pt_purpose_rule *p, const pt_consent_state *s
         break;
     case PT_ST_WITHDRAWN:
         o.reason = PT_REASON_WITHDRAWN;
+        break;
+    case PT_ST_OBJECTED:
+        o.reason = PT_REASON_OBJECTED;
         break;
     case PT_ST_EXPIRED:
         o.reason = PT_REASON_EXPIRED;
@@ -196,4 +227,29 @@ pt_check_out pt_policy_check(const pt_purpose_rule *p, const pt_consent_state *s
         o.reason = PT_REASON_NO_CONSENT;
     }
     return o;
+}
+
+pt_merge_pick pt_policy_merge(const pt_consent_state *keep, const pt_consent_state *from,
+                              pt_consent_state *out)
+{
+    bool k = keep && keep->state != PT_ST_NONE, f = from && from->state != PT_ST_NONE;
+    pt_merge_pick pick = PT_MERGE_NONE;
+    if (k && f) {
+        if (from->decided_at != keep->decided_at)
+            pick = from->decided_at > keep->decided_at ? PT_MERGE_FROM : PT_MERGE_KEEP;
+        else /* the same instant: a refusal beats a grant (privacy first) */
+            pick = keep->state == PT_ST_GRANTED && from->state != PT_ST_GRANTED ? PT_MERGE_FROM
+                                                                                  : PT_MERGE_KEEP;
+    } else if (k) {
+        pick = PT_MERGE_KEEP;
+    } else if (f) {
+        pick = PT_MERGE_FROM;
+    }
+    if (pick == PT_MERGE_KEEP)
+        *out = *keep;
+    else if (pick == PT_MERGE_FROM)
+        *out = *from;
+    else
+        memset(out, 0, sizeof *out);
+    return pick;
 }

@@ -31,6 +31,7 @@ typedef enum pt_action {
     PT_ACT_DENY,
     PT_ACT_WITHDRAW,
     PT_ACT_RENEW,
+    PT_ACT_OBJECT, /* Art. 21: the person objects (legitimate interest, direct marketing) */
     PT_ACT__COUNT
 } pt_action;
 
@@ -43,6 +44,7 @@ typedef enum pt_state {
     PT_ST_WITHDRAWN,
     PT_ST_EXPIRED,          /* derived */
     PT_ST_RECONSENT_NEEDED, /* derived */
+    PT_ST_OBJECTED,         /* stored: an objection stands */
     PT_ST__COUNT
 } pt_state;
 
@@ -82,6 +84,7 @@ typedef enum pt_reason {
     PT_REASON_UNKNOWN_SUBJECT,
     PT_REASON_SUBJECT_ERASED,
     PT_REASON_RECIPIENT_NOT_ALLOWED,
+    PT_REASON_OBJECTED, /* the person objected (Art. 21) */
     PT_REASON__COUNT
 } pt_reason;
 
@@ -139,6 +142,20 @@ typedef struct pt_check_out {
 pt_check_out pt_policy_check(const pt_purpose_rule *p, const pt_consent_state *st,
                              bool subject_known, bool subject_erased, uint8_t channel,
                              int64_t now);
+
+/* Merging two people into one (identity across devices): for one purpose,
+ * the state the survivor keeps, given its own (keep) and that of the person
+ * merged into it (from); either may be NULL or PT_ST_NONE (no decision).
+ * The rule: the most recent explicit decision wins (later decided_at); at
+ * the same instant a refusal (deny, withdraw) beats a grant, and otherwise
+ * the survivor's stands. The winner is copied verbatim - expires_at,
+ * revision, channels, deciding event - so an expired grant stays expired
+ * and nothing is revived or extended by a merge: a merge is not a consent.
+ * Channels of two grants are not combined. *out gets the winner (zeroed
+ * for PT_MERGE_NONE). */
+typedef enum pt_merge_pick { PT_MERGE_NONE = 0, PT_MERGE_KEEP, PT_MERGE_FROM } pt_merge_pick;
+pt_merge_pick pt_policy_merge(const pt_consent_state *keep, const pt_consent_state *from,
+                              pt_consent_state *out);
 
 typedef enum pt_role {
     PT_ROLE_ADMIN = 0,

@@ -14,6 +14,7 @@
 #include "core/crypto.h"
 #include "core/ids.h"
 #include "core/timefmt.h"
+#include "identity.h"
 #include "jsonutil.h"
 #include "ledger.h"
 #include "log.h"
@@ -77,7 +78,7 @@ pt_result pt_consent_parse(pt_app *app, uint32_t tenant, const json_t *body, pt_
     int act = pt_action_parse(action);
     if (act < 0)
         return pt_err_set(err, PT_ERR_INVALID, "action",
-                          "action must be grant, deny, withdraw or renew");
+                          "action must be grant, deny, withdraw, renew or object");
     a->action = (pt_action)act;
     int v = pt_via_parse(via);
     if (v < 0)
@@ -154,7 +155,7 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
             have_dek = true;
         }
     } else if (a->has_subject) {
-        rc = pt_db_subject_get(c, a->subject, &s);
+        rc = pt_db_subject_resolve(c, a->subject, &s); /* a merged id: the survivor */
         if (rc == PT_OK && s.tenant != a->tenant) rc = PT_ERR_NOT_FOUND;
         if (rc == PT_ERR_NOT_FOUND && a->create_missing_subject) {
             rc = pt_vault_subject_create(w, a->tenant, a->subject, NULL, 0, NULL, &s, dek, err);
@@ -449,11 +450,12 @@ pt_result pt_consent_check(pt_app *app, uint32_t tenant, const char *subject,
         pt_state_rec sr;
         memset(&hit, 0, sizeof hit);
         memset(&thit, 0, sizeof thit);
-        pt_result rc = pt_db_subject_get(c, id, &s);
+        pt_result rc = pt_db_subject_resolve(c, id, &s); /* a merged id: the survivor */
         if (rc == PT_OK) {
             hit.known = thit.known = true;
             hit.erased = thit.erased = s.erased_at != 0;
             hit.tenant = thit.tenant = s.tenant;
+            memcpy(id, s.id, PT_ID_BYTES);
             pt_subject_rec_clear(&s);
             if (pt_db_state_get(c, id, p.idx, &sr) == PT_OK) {
                 hit.has_state = true;
@@ -583,7 +585,7 @@ pt_result pt_consent_states(pt_app *app, uint32_t tenant, const char *subject, j
                     .notices = json_object()};
     pt_result rc = pt_vault_subject_load(c, tenant, subject, &s, err);
     if (rc != PT_OK) goto out;
-    rc = pt_db_event_list_subject(c, s.id, 0, 0, notice_of_event, &x);
+    rc = pt_db_event_list_person(c, s.id, 0, 0, notice_of_event, &x);
     if (rc == PT_OK) rc = pt_db_state_list_subject(c, s.id, state_doc, &x);
     if (rc != PT_OK) {
         pt_err_set(err, rc, "", "cannot read consent state");
@@ -600,7 +602,7 @@ out:
 }
 
 typedef struct history_ctx {
-    const uint8_t *dek;
+    const pt_person_keys *pk; /* the person's keys, merged ids' included */
     json_t *arr;
     uint32_t limit, n;
     int64_t last_seq;
@@ -614,7 +616,7 @@ static int history_doc(void *ctx, const pt_event_rec *e)
         h->more = true;
         return 1;
     }
-    json_array_append_new(h->arr, pt_event_doc(e, h->dek));
+    json_array_append_new(h->arr, pt_event_doc(e, pt_person_key_of(h->pk, e->subject)));
     h->n++;
     h->last_seq = e->seq;
     return 0;
@@ -633,19 +635,18 @@ pt_result pt_consent_history(pt_app *app, uint32_t tenant, const char *subject,
         after = v;
     }
     pt_subject_rec s;
-    uint8_t dek[PT_KEY_BYTES];
-    bool have_dek = false;
+    pt_person_keys pk;
+    memset(&pk, 0, sizeof pk);
     pt_conn *c = pt_app_reader(app, err);
     if (!c) return err ? err->code : PT_ERR_STORAGE;
-    history_ctx h = {.dek = NULL, .arr = json_array(), .limit = limit};
+    history_ctx h = {.pk = &pk, .arr = json_array(), .limit = limit};
     pt_result rc = pt_vault_subject_load(c, tenant, subject, &s, err);
     if (rc != PT_OK) goto out;
-    /* an erased subject's key is gone: its events stay, evidence reads null */
-    if (!s.erased_at && pt_vault_dek(app, &s, dek, NULL) == PT_OK) {
-        have_dek = true;
-        h.dek = dek;
-    }
-    rc = pt_db_event_list_subject(c, s.id, after, limit + 1, history_doc, &h);
+    /* an erased subject's key is gone: its events stay, evidence reads
+     * null; the events of ids merged into it are its history too */
+    rc = pt_person_keys_load(app, c, &s, &pk, err);
+    if (rc != PT_OK) goto out;
+    rc = pt_db_event_list_person(c, s.id, after, limit + 1, history_doc, &h);
     if (rc != PT_OK) {
         pt_err_set(err, rc, "", "cannot read events");
         goto out;
@@ -655,7 +656,7 @@ pt_result pt_consent_history(pt_app *app, uint32_t tenant, const char *subject,
     *out = json_pack("{s:s, s:O, s:o}", "subject", subject, "events", h.arr, "next_cursor",
                      h.more ? json_string(next) : json_null());
 out:
-    if (have_dek) pt_wipe(dek, sizeof dek);
+    pt_person_keys_clear(&pk);
     pt_subject_rec_clear(&s);
     pt_app_reader_release(app, c);
     json_decref(h.arr);

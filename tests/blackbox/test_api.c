@@ -1082,3 +1082,57 @@ Test(api, log_proof_routes_answer_and_refuse_bad_queries)
     bb_assert_problem(bb_get("/v1/log/leaves?start=0&end=1001", ADMIN), 400, "end");
     bb_assert_problem(bb_get("/v1/log/leaves?start=x", ADMIN), 400, "start");
 }
+
+/* ------------------------------------------------------------ objections (Art. 21) */
+
+Test(api, objection_to_legitimate_interest_is_honoured_until_lifted)
+{
+    char *name = bb_fmt("bb.li%ld", (long)getpid());
+    put_purpose(name,
+                json_pack("{s:s, s:s, s:[s,s]}", "title", "Customer satisfaction surveys",
+                          "legal_basis", "legitimate_interest", "channels", "email", "post"),
+                201);
+    char *s = bb_create_subject(OPERATOR, NULL);
+    assert_allowed(check_ok(s, name, "email", NULL));
+    /* only object and grant apply to legitimate interest */
+    const char *refused[] = {"deny", "withdraw", "renew"};
+    for (int i = 0; i < 3; i++)
+        bb_assert_problem(bb_consent(OPERATOR, s, name, refused[i], NULL, NULL), 422, "action");
+    cr_assert_eq(bb_history_len(ADMIN, s), 0);
+
+    bb_resp *o = bb_consent(OPERATOR, s, name, "object", NULL, NULL);
+    bb_assert_json(o, 201);
+    cr_assert_str_eq(bb_jstr(o->json, "state"), "objected");
+    cr_assert_str_eq(bb_jstr(bb_jobj(o->json, "receipt"), "action"), "object");
+    cr_assert_not_null(json_object_get(bb_jobj(o->json, "receipt"), "proof"));
+    assert_denied_because(check_ok(s, name, "email", NULL), "objected");
+    assert_denied_because(check_ok(s, name, NULL, NULL), "objected");
+    /* the person lifts it */
+    bb_assert_json(bb_consent(OPERATOR, s, name, "grant", NULL, NULL), 201);
+    bb_resp *c = check_ok(s, name, "post", NULL);
+    assert_allowed(c);
+    cr_assert(bb_jnull(c->json, "expires_at"), "%s", c->body);
+}
+
+Test(api, objection_on_a_consent_purpose_refuses_until_a_new_grant)
+{
+    char *s = bb_create_subject(OPERATOR, NULL);
+    bb_assert_json(bb_consent(OPERATOR, s, "marketing", "grant", NULL, NULL), 201);
+    bb_assert_json(bb_consent(OPERATOR, s, "marketing", "object", NULL, NULL), 201);
+    assert_denied_because(check_ok(s, "marketing", "email", NULL), "objected");
+    bb_assert_problem(bb_consent(OPERATOR, s, "marketing", "renew", NULL, NULL), 422, "action");
+    bb_assert_json(bb_consent(OPERATOR, s, "marketing", "grant", NULL, NULL), 201);
+    assert_allowed(check_ok(s, "marketing", "email", NULL));
+}
+
+Test(api, objection_does_not_apply_to_a_contract)
+{
+    char *name = bb_fmt("bb.contract.obj%ld", (long)getpid());
+    put_purpose(name,
+                json_pack("{s:s, s:s, s:[s]}", "title", "Invoices", "legal_basis", "contract",
+                          "channels", "email"),
+                201);
+    char *s = bb_create_subject(OPERATOR, NULL);
+    bb_assert_problem(bb_consent(OPERATOR, s, name, "object", NULL, NULL), 422, "purpose");
+    assert_allowed(check_ok(s, name, "email", NULL));
+}
