@@ -151,6 +151,25 @@ void pt_secret_hash(const uint8_t *secret, size_t n, uint8_t out[32])
     crypto_generichash(out, 32, secret, n, personal, sizeof personal - 1);
 }
 
+void pt_evidence_digest(const uint8_t dek[PT_KEY_BYTES], const uint8_t event_id[PT_ID_BYTES],
+                        const void *data, size_t n, uint8_t *salt_out, char out[PT_SHA256_HEX])
+{
+    static const char label[] = "patto:v1:evidence-salt:";
+    uint8_t msg[sizeof label - 1 + PT_ID_BYTES], salt[PT_EVIDENCE_SALT_BYTES];
+    memcpy(msg, label, sizeof label - 1);
+    memcpy(msg + sizeof label - 1, event_id, PT_ID_BYTES);
+    crypto_generichash(salt, sizeof salt, msg, sizeof msg, dek, PT_KEY_BYTES);
+    crypto_hash_sha256_state st;
+    uint8_t h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, salt, sizeof salt);
+    crypto_hash_sha256_update(&st, data, n);
+    crypto_hash_sha256_final(&st, h);
+    sodium_bin2hex(out, PT_SHA256_HEX, h, sizeof h);
+    if (salt_out) memcpy(salt_out, salt, sizeof salt);
+    sodium_memzero(salt, sizeof salt);
+}
+
 void pt_sha256_hex(const void *data, size_t n, char out[PT_SHA256_HEX])
 {
     uint8_t h[crypto_hash_sha256_BYTES];

@@ -66,6 +66,19 @@ int pt_ct_equal(const void *a, const void *b, size_t n);
 /* Lower-case hex SHA-256 of data. */
 void pt_sha256_hex(const void *data, size_t n, char out[PT_SHA256_HEX]);
 
+/* The digest of a consent's evidence that the ledger and the proof log
+ * keep: lower-case hex SHA-256(salt || data), salt = BLAKE2b-128 keyed by
+ * the person's data key over "patto:v1:evidence-salt:" || event id.
+ * Evidence is low-entropy (an IP address, a form name), so a plain hash
+ * could be reversed by trying values; the salt makes that need the data
+ * key, and destroying the key (erasure) leaves the digest unlinkable while
+ * the proof structure stays intact. salt_out (may be NULL) gets the salt,
+ * which the person's export discloses so that anyone can re-check. */
+#define PT_EVIDENCE_SALT_BYTES 16
+void pt_evidence_digest(const uint8_t dek[PT_KEY_BYTES], const uint8_t event_id[PT_ID_BYTES],
+                        const void *data, size_t n, uint8_t *salt_out,
+                        char out[PT_SHA256_HEX]);
+
 void pt_wipe(void *p, size_t n);
 
 #endif

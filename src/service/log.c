@@ -586,8 +586,19 @@ static pt_result tx_tenant(pt_log_tx *t, uint32_t tenant, touched **out, pt_err 
         memcpy(x->root0, h->root, PT_HASH_BYTES);
         x->event_seq = h->event_seq;
         /* the node's cached edge holds unless someone else appended since */
-        if (!cache_get(t->log, tenant, &x->cur) || x->cur.size != h->size ||
-            memcmp(x->cur.root, h->root, PT_HASH_BYTES) != 0) {
+        edge prev;
+        bool had = cache_get(t->log, tenant, &prev);
+        if (had && (h->size < prev.size ||
+                    (h->size == prev.size && memcmp(prev.root, h->root, PT_HASH_BYTES) != 0))) {
+            /* the stored tree went back (a failover that lost commits, a
+             * restored copy): this signer already signed a larger or other
+             * tree, and signing this one would fork the log */
+            rc = pt_err_set(err, PT_ERR_INTERNAL, "",
+                            "the stored proof log is behind what this node already signed; "
+                            "refusing to fork it (see docs/log.md, Checkpoints)");
+        } else if (had && h->size == prev.size) {
+            x->cur = prev;
+        } else {
             rc = edge_load(t->c, tenant, h->size, &x->cur);
             if (rc == PT_OK && memcmp(x->cur.root, h->root, PT_HASH_BYTES) != 0)
                 rc = pt_err_set(err, PT_ERR_INTERNAL, "",
@@ -595,6 +606,19 @@ static pt_result tx_tenant(pt_log_tx *t, uint32_t tenant, touched **out, pt_err 
                                 "refusing to extend it (run `patto verify` on the log)");
             else if (rc != PT_OK)
                 pt_err_set(err, rc, "", "cannot read the proof log");
+            /* another node appended: its tree must extend the one we signed */
+            if (rc == PT_OK && had && prev.size > 0) {
+                pt_hash proof[PT_MERKLE_MAX_PROOF];
+                size_t n = 0;
+                getter g = {.c = t->c, .tenant = tenant};
+                if (pt_merkle_consistency_proof(prev.size, h->size, get_subtree, &g, proof, &n) !=
+                        0 ||
+                    pt_merkle_verify_consistency(prev.size, h->size, prev.root, h->root,
+                                                 (const pt_hash *)proof, n) != 0)
+                    rc = pt_err_set(err, PT_ERR_INTERNAL, "",
+                                    "the stored proof log does not extend what this node "
+                                    "signed; refusing to fork it");
+            }
         }
     } else {
         pt_err_set(err, rc, "", "cannot read the proof log");
@@ -1068,6 +1092,15 @@ static pt_result catch_up_fn(pt_wctx *w, void *arg, pt_err *err)
     char tname[PT_TENANT_NAME_MAX + 1];
     pt_result rc = pt_catalog_tenant_name(app, a->tenant, tname);
     if (rc != PT_OK) return pt_err_set(err, rc, "", "unknown tenant");
+    /* under the write lock now: another process may have caught up since
+     * the look outside it */
+    pt_log_head_rec *h = malloc(sizeof *h);
+    if (!h) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+    rc = pt_db_log_head_get(c, a->tenant, h);
+    if (rc == PT_OK) a->after = h->event_seq;
+    free(h);
+    if (rc != PT_OK && rc != PT_ERR_NOT_FOUND) return pt_err_set(err, rc, "", "cannot read the proof log");
+    rc = PT_OK;
     for (;;) {
         v.n = 0;
         rc = pt_db_event_list_tenant(c, a->tenant, a->after, CATCH_UP_CHUNK, collect_event, &v);

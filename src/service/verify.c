@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "core/jsonscan.h"
@@ -432,6 +433,95 @@ static pt_result differs(pt_err *err, const char *rfield, const char *lfield)
                       rfield, lfield);
 }
 
+/* What the leaf cannot vouch for must not be able to say anything: the
+ * receipt's other members are fixed texts, and nothing else may be there.
+ * A saved POST answer around the receipt repeats some of the leaf's values;
+ * those are bound too, so that a file that says "verified" says nothing the
+ * log does not. */
+static const char *const RECEIPT_MEMBERS[] = {
+    "version",   "receipt_id",        "jurisdiction",      "controller",  "subject",
+    "purpose",   "legal_basis",       "action",            "channels",    "collection_method",
+    "consent_timestamp", "recorded_at", "retention_until", "withdrawal_method", "notice",
+    "evidence_sha256",   "proof"};
+static const struct {
+    const char *member, *text;
+} RECEIPT_FIXED[] = {
+    {"version", "patto-receipt/1 (Kantara CR v1.1, ISO/IEC 27560 fields)"},
+    {"jurisdiction", "EU (GDPR)"},
+    {"withdrawal_method",
+     "POST /v1/consents with action 'withdraw', or the withdrawal link in any e-mail"},
+};
+/* the POST answer's members and the leaf member each repeats (NULL: not
+ * bound - "state" is derived at answer time and says nothing lasting) */
+static const struct {
+    const char *outer, *leaf;
+} OUTER[] = {
+    {"event", "event"},         {"subject", "subject"},         {"purpose", "purpose"},
+    {"action", "action"},       {"channels", "channels"},       {"occurred_at", "occurred_at"},
+    {"recorded_at", "recorded_at"}, {"expires_at", "expires_at"}, {"state", NULL},
+    {"receipt", NULL},
+};
+
+static bool in_list(const char *const *list, size_t n, const char *k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], k) == 0) return true;
+    return false;
+}
+
+static pt_result bind_the_rest(const receipt *rc, const json_t *leaf, pt_err *err)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)rc->r, k, v)
+    {
+        if (!in_list(RECEIPT_MEMBERS, sizeof RECEIPT_MEMBERS / sizeof RECEIPT_MEMBERS[0], k))
+            return pt_err_set(err, PT_ERR_CRYPTO, "receipt",
+                              "the receipt has a member the signed leaf does not vouch for");
+    }
+    for (size_t i = 0; i < sizeof RECEIPT_FIXED / sizeof RECEIPT_FIXED[0]; i++) {
+        json_t *m = json_object_get(rc->r, RECEIPT_FIXED[i].member);
+        if (m && !(json_is_string(m) && strcmp(json_string_value(m), RECEIPT_FIXED[i].text) == 0))
+            return pt_err_set(err, PT_ERR_CRYPTO, RECEIPT_FIXED[i].member,
+                              "'%s' is not the text patto writes there",
+                              RECEIPT_FIXED[i].member);
+    }
+    static const char *const CONTROLLER[] = {"tenant"}, *const PURPOSE[] = {"purpose",
+                                                                            "legal_basis"};
+    json_object_foreach(json_object_get(rc->r, "controller"), k, v)
+    {
+        if (!in_list(CONTROLLER, 1, k))
+            return pt_err_set(err, PT_ERR_CRYPTO, "controller",
+                              "the controller has a member the signed leaf does not vouch for");
+    }
+    json_object_foreach(json_object_get(rc->r, "purpose"), k, v)
+    {
+        if (!in_list(PURPOSE, 2, k))
+            return pt_err_set(err, PT_ERR_CRYPTO, "purpose",
+                              "the purpose has a member the signed leaf does not vouch for");
+    }
+    json_t *notice = json_object_get(rc->r, "notice");
+    if (json_is_object(notice) && json_object_size(notice) != 3)
+        return pt_err_set(err, PT_ERR_CRYPTO, "notice",
+                          "the notice has a member the signed leaf does not vouch for");
+    if (rc->r == rc->doc) return PT_OK;
+    json_object_foreach((json_t *)rc->doc, k, v)
+    {
+        size_t i = 0, n = sizeof OUTER / sizeof OUTER[0];
+        while (i < n && strcmp(OUTER[i].outer, k) != 0) i++;
+        if (i == n)
+            return pt_err_set(err, PT_ERR_CRYPTO, k,
+                              "the answer around the receipt has a member the signed leaf "
+                              "does not vouch for");
+        if (OUTER[i].leaf && !json_equal(v, json_object_get(leaf, OUTER[i].leaf)))
+            return pt_err_set(err, PT_ERR_CRYPTO, k,
+                              "'%s' of the answer around the receipt differs from the signed "
+                              "leaf's",
+                              k);
+    }
+    return PT_OK;
+}
+
 static pt_result check_leaf(const receipt *rc, pt_verify_info *info, pt_err *err)
 {
     json_t *leaf = NULL;
@@ -468,6 +558,7 @@ static pt_result check_leaf(const receipt *rc, pt_verify_info *info, pt_err *err
             r = differs(err, rf, lf);
         }
     }
+    if (r == PT_OK) r = bind_the_rest(rc, leaf, err);
     if (r == PT_OK && info) {
         /* for a one-line report: control characters shown as '?' */
         snprintf(info->event, sizeof info->event, "%s",

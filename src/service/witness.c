@@ -53,6 +53,7 @@ struct pt_witness {
     char *from;
     char *smtp;  /* may hold a password: wiped on stop */
     bool smtp_tls_implicit;
+    bool smtp_tls_required; /* credentials to a non-loopback relay: never in clear */
     char url_log[256], smtp_log[256];
     struct curl_slist *rcpt;
     unsigned interval;
@@ -348,7 +349,11 @@ static int deliver_mail(pt_witness *w, const whead *h, const pt_checkpoint *cp)
     common_opts(w, cu);
     curl_easy_setopt(cu, CURLOPT_URL, w->smtp);
     curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    if (!w->smtp_tls_implicit) curl_easy_setopt(cu, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    /* STARTTLS when offered; required when a password would otherwise go
+     * in clear past this machine (a downgrade must not leak it) */
+    if (!w->smtp_tls_implicit)
+        curl_easy_setopt(cu, CURLOPT_USE_SSL,
+                         (long)(w->smtp_tls_required ? CURLUSESSL_ALL : CURLUSESSL_TRY));
     curl_easy_setopt(cu, CURLOPT_MAIL_FROM, from);
     curl_easy_setopt(cu, CURLOPT_MAIL_RCPT, w->rcpt);
     curl_easy_setopt(cu, CURLOPT_UPLOAD, 1L);
@@ -514,6 +519,23 @@ static int url_scheme(const char *url, char *out, size_t cap)
     return ok ? 0 : -1;
 }
 
+/* Does the URL carry a password for a relay that is not on this machine? */
+static bool smtp_has_password_off_loopback(const char *url)
+{
+    CURLU *u = curl_url();
+    char *pw = NULL, *host = NULL;
+    bool r = false;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) == CURLUE_OK && pw && *pw &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        r = strcmp(host, "localhost") != 0 && strncmp(host, "127.", 4) != 0 &&
+            strcmp(host, "[::1]") != 0;
+    curl_free(pw);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return r;
+}
+
 static pt_result setup(pt_witness *w, const pt_witness_config *cfg, pt_err *err)
 {
     char scheme[16];
@@ -543,6 +565,7 @@ static pt_result setup(pt_witness *w, const pt_witness_config *cfg, pt_err *err)
             return pt_err_set(err, PT_ERR_INVALID, "smtp_url",
                               "smtp_url must be an smtp:// or smtps:// URL");
         w->smtp_tls_implicit = strcmp(scheme, "smtps") == 0;
+        w->smtp_tls_required = smtp_has_password_off_loopback(cfg->smtp_url);
         if (!(w->email = strdup(cfg->email)) || !(w->from = strdup(from)) ||
             !(w->smtp = strdup(cfg->smtp_url)))
             return PT_ERR_NOMEM;

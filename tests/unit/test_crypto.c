@@ -166,3 +166,29 @@ Test(crypto, random_never_repeats_and_forks_apart)
     waitpid(pid, NULL, 0);
     cr_assert_neq(memcmp(mine, child, 32), 0, "parent and child drew the same bytes");
 }
+
+Test(crypto, evidence_digest_is_salted_by_the_data_key)
+{
+    uint8_t k1[PT_KEY_BYTES], k2[PT_KEY_BYTES], id[PT_ID_BYTES], salt[PT_EVIDENCE_SALT_BYTES];
+    memset(k1, 1, sizeof k1);
+    memset(k2, 2, sizeof k2);
+    memset(id, 7, sizeof id);
+    const char *ev = "{\"ip\":\"203.0.113.7\"}";
+    char a[PT_SHA256_HEX], b[PT_SHA256_HEX], c[PT_SHA256_HEX], plain[PT_SHA256_HEX];
+    pt_evidence_digest(k1, id, ev, strlen(ev), salt, a);
+    pt_evidence_digest(k1, id, ev, strlen(ev), NULL, b);
+    cr_assert_str_eq(a, b, "deterministic for one key and event");
+    pt_evidence_digest(k2, id, ev, strlen(ev), NULL, c);
+    cr_assert_str_neq(a, c, "another key, another digest: without the key it cannot be guessed");
+    id[0] ^= 1;
+    pt_evidence_digest(k1, id, ev, strlen(ev), NULL, c);
+    cr_assert_str_neq(a, c, "per event");
+    pt_sha256_hex(ev, strlen(ev), plain);
+    cr_assert_str_neq(a, plain);
+    /* the disclosed salt lets anyone holding the evidence re-check */
+    uint8_t buf[64];
+    memcpy(buf, salt, sizeof salt);
+    memcpy(buf + sizeof salt, ev, strlen(ev));
+    pt_sha256_hex(buf, sizeof salt + strlen(ev), c);
+    cr_assert_str_eq(a, c);
+}

@@ -163,7 +163,9 @@ static json_t *make_receipt(const tree *t, uint64_t index, uint64_t size, const 
         L("subject"), "purpose", "purpose", L("purpose"), "legal_basis", L("basis"), "action",
         L("action"), "channels", L("channels"), "collection_method", L("via"), "consent_timestamp",
         L("occurred_at"), "recorded_at", L("recorded_at"), "retention_until", L("expires_at"),
-        "withdrawal_method", "POST /v1/consents", "notice", L("notice"));
+        "withdrawal_method",
+        "POST /v1/consents with action 'withdraw', or the withdrawal link in any e-mail",
+        "notice", L("notice"));
 #undef L
     cr_assert_not_null(r);
     json_t *ev = json_object_get(leaf, "evidence_sha256");
@@ -296,9 +298,12 @@ Test(verify, a_saved_post_answer_verifies)
     new_signer(&s, "patto.example");
     fill(&t, 5);
     json_t *r = make_receipt(&t, 3, 5, &s);
-    json_t *answer =
-        json_pack("{s:s, s:s, s:O}", "event", "evt_x", "state", "granted", "receipt", r);
+    json_t *answer = json_pack("{s:O, s:s, s:O}", "event", json_object_get(r, "receipt_id"),
+                               "state", "granted", "receipt", r);
     expect_ok(answer, NULL, NULL);
+    /* the answer's own copy of the event id is bound to the leaf too */
+    json_object_set_new(answer, "event", json_string("evt_x"));
+    expect_refused(answer, NULL, NULL, "event", "around the receipt");
     json_decref(answer);
     json_decref(r);
 }
@@ -381,11 +386,35 @@ Test(verify, every_field_the_leaf_covers_is_bound)
         expect_refused(r, NULL, NULL, REQUIRED[i], REQUIRED[i]);
         json_decref(r);
     }
-    /* fields outside the leaf are not bound: version, jurisdiction, withdrawal_method */
+    /* what the leaf cannot vouch for cannot be changed or added either:
+     * the fixed texts, extra members, and a POST answer around the receipt */
+    const char *fixed[] = {"version", "jurisdiction", "withdrawal_method"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *r = make_receipt(&t, 5, 6, &s);
+        set_path(r, fixed[i], json_string("elsewhere"));
+        expect_refused(r, NULL, NULL, fixed[i], fixed[i]);
+        json_decref(r);
+    }
+    const char *extra[] = {"consent_scope", "controller.name", "purpose.title", "notice.text"};
+    const char *field[] = {"receipt", "controller", "purpose", "notice"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *r = make_receipt(&t, 5, 6, &s);
+        set_path(r, extra[i], json_string("unvouched"));
+        expect_refused(r, NULL, NULL, field[i], "vouch");
+        json_decref(r);
+    }
     json_t *r = make_receipt(&t, 5, 6, &s);
-    set_path(r, "jurisdiction", json_string("elsewhere"));
-    set_path(r, "withdrawal_method", json_string("write to us"));
-    expect_ok(r, NULL, NULL);
+    json_t *answer = json_pack("{s:O, s:O, s:O, s:s, s:O}", "event", json_object_get(r, "receipt_id"),
+                               "subject", json_object_get(r, "subject"), "purpose",
+                               json_object_get(json_object_get(r, "purpose"), "purpose"), "state",
+                               "granted", "receipt", r);
+    expect_ok(answer, NULL, NULL);
+    json_object_set_new(answer, "purpose", json_string("processing"));
+    expect_refused(answer, NULL, NULL, "purpose", "around the receipt");
+    json_object_del(answer, "purpose");
+    json_object_set_new(answer, "discount", json_string("50%"));
+    expect_refused(answer, NULL, NULL, "discount", "around the receipt");
+    json_decref(answer);
     json_decref(r);
 }
 
