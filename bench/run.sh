@@ -20,6 +20,16 @@
 #   5. proof log (bench_log): appending leaves (stored, one transaction) vs
 #      raw SQLite inserting the same leaf rows; inclusion proofs in a log of
 #      BENCH_LOG_LEAVES leaves, store warm, vs the bare log2(n) reads.
+#   6. erasure (bench_erase): DELETE /v1/subjects/{subject} through the
+#      writer (journal fdatasync, commit, WAL checkpoint with truncate), one
+#      at a time in a database of BENCH_ERASE_SUBJECTS people, with
+#      BENCH_ERASE_WRITES single commits before each (the WAL the checkpoint
+#      copies back); p99 vs one 4 KiB write + fdatasync; target < 50 ms.
+#   7. export of one person (bench_export): pt_subject_export + serialising
+#      the document, for a person with BENCH_EXPORT_EVENTS events (a fifth of
+#      them recorded for a second id merged into the person), store warm,
+#      vs the raw reads of the same rows with plain prepared statements;
+#      target < 5 ms for 100 events.
 #
 # Environment (all optional):
 #   BENCH_SUBJECTS=1000000   subjects (x 3 purposes = events)
@@ -42,6 +52,8 @@
 #   BENCH_LOG_APPEND=1000000 leaves appended in figure 5
 #   BENCH_LOG_LEAVES=10000000  size of the log the proofs of figure 5 use
 #   BENCH_LOG_PROOFS=100000  proofs timed
+#   BENCH_ERASE_SUBJECTS=100000, BENCH_ERASE_COUNT=100, BENCH_ERASE_WRITES=50
+#   BENCH_EXPORT_EVENTS=100, BENCH_EXPORT_ROUNDS=2000
 #
 # Traffic goes to 127.0.0.1 only. Every loop is bounded in count and time.
 set -euo pipefail
@@ -185,7 +197,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     meson setup "$BUILD" "$ROOT" >/dev/null
 fi
 ninja -C "$BUILD" patto bench/bench_check bench/bench_sqlite_ceiling bench/bench_fsync \
-    bench/bench_log >/dev/null
+    bench/bench_log bench/bench_erase bench/bench_export >/dev/null
 PATTO=$BUILD/patto
 BB=$BUILD/bench
 
@@ -382,6 +394,28 @@ L_US=$(sed -n 's/^RESULT proof .*us_per_proof=\([^ ]*\).*$/\1/p' "$T/log.out")
 L_CUS=$(sed -n 's/^RESULT proof_ceiling .*us_per_proof=\([^ ]*\).*$/\1/p' "$T/log.out")
 rm -rf "$T/log"
 
+echo
+echo "== 6. erasure, durable commit and WAL truncation included (bench_erase)"
+mkdir -p "$T/erase"
+"$BB/bench_erase" "$T/erase" "${BENCH_ERASE_SUBJECTS:-100000}" "${BENCH_ERASE_COUNT:-100}" \
+    "${BENCH_ERASE_WRITES:-50}" | tee "$T/erase.out"
+E_P50=$(sed -n 's/^RESULT erase_loaded .*p50_ms=\([^ ]*\).*$/\1/p' "$T/erase.out")
+E_P99=$(sed -n 's/^RESULT erase_loaded .*p99_ms=\([^ ]*\).*$/\1/p' "$T/erase.out")
+E_IDLE=$(sed -n 's/^RESULT erase_idle .*p50_ms=\([^ ]*\).*$/\1/p' "$T/erase.out")
+E_IMPORT=$(sed -n 's/^RESULT erase_after_import ms=\([^ ]*\).*$/\1/p' "$T/erase.out")
+E_FSYNC=$(sed -n 's/^RESULT fsync_ceiling ms=\([^ ]*\).*$/\1/p' "$T/erase.out")
+rm -rf "$T/erase"
+
+echo
+echo "== 7. export of one person, ${BENCH_EXPORT_EVENTS:-100} events (bench_export)"
+mkdir -p "$T/export"
+"$BB/bench_export" "$T/export" "${BENCH_EXPORT_EVENTS:-100}" "${BENCH_EXPORT_ROUNDS:-2000}" |
+    tee "$T/export.out"
+X_MEAN=$(sed -n 's/^RESULT export .*mean_ms=\([^ ]*\).*$/\1/p' "$T/export.out")
+X_P99=$(sed -n 's/^RESULT export .*p99_ms=\([^ ]*\).*$/\1/p' "$T/export.out")
+X_CEIL=$(sed -n 's/^RESULT export_ceiling_raw_reads .*mean_ms=\([^ ]*\).*$/\1/p' "$T/export.out")
+rm -rf "$T/export"
+
 # ---------------------------------------------------------------- summary
 mark() { if "$@"; then echo "met"; else echo "MISSED"; fi; }
 row() { printf '%-34s %15s %17s %6s  %-20s %s\n' "$@"; }
@@ -413,6 +447,13 @@ row "5. log append (stored)" "$L_APP leaves/s" "$L_CEIL rows/s" "$(fdiv "$L_APP"
     ">= 300000 leaves/s" "$(mark ge "$L_APP" 300000)"
 row "   inclusion proof, ${BENCH_LOG_LEAVES:-10000000} leaves" "$L_US us" "$L_CUS us" \
     "$(fdiv "$L_CUS" "$L_US")" "<= 50 us" "$(mark le "$L_US" 50)"
+row "6. erasure p99 (writes between)" "$E_P99 ms" "$E_FSYNC ms fsync" \
+    "$(fdiv "$E_P99" "$E_FSYNC")" "< 50 ms" "$(mark le "$E_P99" 50)"
+row "   erasure p50, loaded / idle" "$E_P50 / $E_IDLE ms" "" "" "" ""
+row "   first erasure after an import" "$E_IMPORT ms" "" "" "(checkpoints its WAL)" ""
+row "7. export, ${BENCH_EXPORT_EVENTS:-100} events, mean" "$X_MEAN ms" "$X_CEIL ms reads" \
+    "$(fdiv "$X_CEIL" "$X_MEAN")" "< 5 ms" "$(mark le "$X_MEAN" 5)"
+row "   export p99" "$X_P99 ms" "" "" "" ""
 row "   patto VmRSS under POST (max)" "$((W_RSS_KB / 1024)) MiB" "" "" "<= 300 MiB" \
     "$(mark le "$((W_RSS_KB / 1024))" 300)"
 if [ "$PERF" = 1 ]; then

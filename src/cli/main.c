@@ -120,9 +120,14 @@ static int open_app(const char *cmd, const args *a, bool create, bool serve, uns
     static const char *const keys[] = {"db", "listen", "threads", "keyring", NULL};
     for (const char *const *k = keys; *k; k++)
         if (arg(a, *k) && pt_config_set(cfg, *k, arg(a, *k), &e) != PT_OK) return fail(cmd, &e);
+    if (arg(a, "erasure-journal") &&
+        pt_config_set(cfg, "erasure_journal", arg(a, "erasure-journal"), &e) != PT_OK)
+        return fail(cmd, &e);
+    char journal[1100];
+    pt_config_erasure_journal_path(cfg, journal, sizeof journal);
     if (pt_config_keyring(cfg, &kr, arg(a, "keyring") != NULL, &e) != PT_OK) return fail(cmd, &e);
     pt_app_config ac = {.db_url = cfg->db, .keyring = &kr, .create = create, .serve = serve,
-                        .readers = readers};
+                        .readers = readers, .erasure_journal = journal[0] ? journal : NULL};
     pt_result rc = pt_app_open(&ac, app, &e);
     pt_keyring_wipe(&kr);
     if (rc != PT_OK) return fail(cmd, &e);
@@ -154,7 +159,7 @@ static int run_op(const char *cmd, pt_app *app, pt_op *op, json_t **out)
     return 0;
 }
 
-#define COMMON {"db", 1}, {"keyring", 1}, {"config", 1}
+#define COMMON {"db", 1}, {"keyring", 1}, {"config", 1}, {"erasure-journal", 1}
 
 /* ------------------------------------------------------------ init */
 
@@ -332,6 +337,8 @@ static int cmd_serve(int argc, char **argv)
              "                   [--witness-from ADDR] [--smtp-url URL] [--witness-interval S]\n"
              "Serves the HTTP API until SIGTERM or SIGINT, then drains and exits 0.\n"
              "Publishes each tenant's latest checkpoint to the witnesses configured.\n"
+             "First replays the erasure journal (--erasure-journal FILE, default\n"
+             "PATH.erasures): anyone it names whom the database still holds is erased.\n"
              "Writes 'listening on HOST:PORT' to stderr once it accepts connections.\n"
              "Port 0 picks a free port. Exits 3 if storage fails (a failed fsync).");
         return 0;
@@ -350,6 +357,23 @@ static int cmd_serve(int argc, char **argv)
     pt_err e;
     x = open_app("serve", &a, false, true, 0, &cfg, &app);
     if (x) return x;
+    /* before any connection: a restored backup must not show anyone erased since */
+    pt_erasure_replay_stats rs;
+    if (pt_erasure_replay(app, &rs, &e) != PT_OK) {
+        pt_app_close(app);
+        return fail("serve", &e);
+    }
+    if (rs.erased)
+        fprintf(stderr, "patto serve: the erasure journal names %llu subject%s this database still "
+                        "held: erased again\n",
+                (unsigned long long)rs.erased, rs.erased == 1 ? "" : "s");
+    if (rs.bad)
+        fprintf(stderr, "patto serve: skipped %llu torn or malformed line%s of the erasure journal\n",
+                (unsigned long long)rs.bad, rs.bad == 1 ? "" : "s");
+    if (!pt_app_erasure_journal(app))
+        fputs("patto serve: warning: no erasure journal (set erasure_journal): a restored backup "
+              "could bring erased people back\n",
+              stderr);
     static const char *const wflags[][2] = {
         {"witness-url", "witness_url"},   {"witness-email", "witness_email"},
         {"witness-from", "witness_from"}, {"smtp-url", "smtp_url"},
@@ -784,6 +808,60 @@ static int cmd_export(int argc, char **argv)
     return x;
 }
 
+/* ------------------------------------------------------------ anonymise */
+
+static int cmd_anonymise(int argc, char **argv)
+{
+    static const opt_spec spec[] = {COMMON, {"tenant", 1}, {"k", 1}, {NULL, 0}};
+    args a;
+    int x = parse("anonymise", argc, argv, spec, &a);
+    if (x) return x;
+    if (a.help || a.npos) {
+        puts("usage: patto anonymise --tenant NAME [--k N]\n"
+             "Turns the tenant's people whose basis for `processing` lapsed (consent expired,\n"
+             "withdrawn, denied or objected to; an objection to legitimate interest) into\n"
+             "statistical records: their personal data shredded as by an erasure, their age,\n"
+             "region and sex generalised so that every group holds at least k people\n"
+             "(default and minimum 5). One transaction: all or nothing.");
+        return a.help ? 0 : EXIT_USAGE;
+    }
+    long k = PT_ANONYMISE_K_MIN;
+    const char *ks = arg(&a, "k");
+    if (ks) {
+        char *end = NULL;
+        k = strtol(ks, &end, 10);
+        if (!*ks || *end || k < PT_ANONYMISE_K_MIN || k > 1000) {
+            fprintf(stderr, "patto anonymise: --k must be a number from %d to 1000\n",
+                    PT_ANONYMISE_K_MIN);
+            return EXIT_USAGE;
+        }
+    }
+    pt_config cfg;
+    pt_app *app = NULL;
+    pt_err e;
+    uint32_t tenant;
+    x = open_app("anonymise", &a, false, false, 2, &cfg, &app);
+    if (!x && !(x = need_tenant("anonymise", app, &a, &tenant))) {
+        pt_anonymise_stats st;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (pt_anonymise_run(app, tenant, (unsigned)k, &st, &e) != PT_OK) {
+            x = fail("anonymise", &e);
+        } else {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+            fprintf(stderr,
+                    "patto anonymise: %llu people looked at, %llu anonymised (%llu of them "
+                    "suppressed: group under k=%ld) in %.2f s (%.0f people/s)\n",
+                    (unsigned long long)st.scanned, (unsigned long long)st.anonymised,
+                    (unsigned long long)st.suppressed, k, s,
+                    s > 0 ? (double)st.anonymised / s : 0.0);
+        }
+    }
+    pt_app_close(app);
+    return x;
+}
+
 /* ------------------------------------------------------------ migrate */
 
 static int cmd_migrate(int argc, char **argv)
@@ -837,6 +915,205 @@ static int cmd_migrate(int argc, char **argv)
             (unsigned long long)st.events, (unsigned long long)st.states,
             (unsigned long long)st.log_leaves, (unsigned long long)st.log_nodes,
             (unsigned long long)st.log_heads, s);
+    return 0;
+}
+
+/* ------------------------------------------------------------ erasure, backups, keys */
+
+/* Config and keyring as open_app resolves them, without opening the app
+ * (restore and rotation open the database themselves). */
+static int load_config(const char *cmd, const args *a, pt_config *cfg, char *journal, size_t cap)
+{
+    pt_err e;
+    pt_config_defaults(cfg);
+    if (pt_config_load(cfg, arg(a, "config"), &e) != PT_OK) return fail(cmd, &e);
+    static const char *const keys[] = {"db", "keyring", NULL};
+    for (const char *const *k = keys; *k; k++)
+        if (arg(a, *k) && pt_config_set(cfg, *k, arg(a, *k), &e) != PT_OK) return fail(cmd, &e);
+    if (arg(a, "erasure-journal") &&
+        pt_config_set(cfg, "erasure_journal", arg(a, "erasure-journal"), &e) != PT_OK)
+        return fail(cmd, &e);
+    pt_config_erasure_journal_path(cfg, journal, cap);
+    return 0;
+}
+
+/* patto subject export: GET /v1/subjects/{subject}/export (rights.c). */
+static int cmd_subject_export(int argc, char **argv)
+{
+    static const opt_spec spec[] = {COMMON, {"tenant", 1}, {NULL, 0}};
+    args a;
+    int x = parse("subject export", argc, argv, spec, &a);
+    if (x) return x;
+    if (a.help || a.npos != 1) {
+        puts("usage: patto subject export --tenant NAME [--db PATH] SUBJECT\n"
+             "Prints everything held on the person (GDPR Art. 15 and 20) as one JSON document,\n"
+             "as GET /v1/subjects/SUBJECT/export does: profile and identifiers decrypted, every\n"
+             "consent event with its notice and evidence, the current consents, the ids merged\n"
+             "into the person. SUBJECT may be an id merged into another: the survivor answers.");
+        return a.help ? 0 : EXIT_USAGE;
+    }
+    pt_config cfg;
+    pt_app *app = NULL;
+    pt_err e;
+    uint32_t tenant;
+    json_t *out = NULL;
+    x = open_app("subject export", &a, false, false, 2, &cfg, &app);
+    if (x) return x;
+    if (!(x = need_tenant("subject export", app, &a, &tenant))) {
+        if (pt_subject_export(app, tenant, a.pos[0], &out, &e) != PT_OK)
+            x = fail("subject export", &e);
+        else
+            print_json(out);
+    }
+    json_decref(out);
+    pt_app_close(app);
+    return x;
+}
+
+static int cmd_subject(int argc, char **argv)
+{
+    static const opt_spec spec[] = {COMMON, {"tenant", 1}, {NULL, 0}};
+    args a;
+    if (argc > 0 && !strcmp(argv[0], "export")) return cmd_subject_export(argc - 1, argv + 1);
+    const char *sub = argc > 0 ? argv[0] : "";
+    int x = parse("subject", argc > 0 ? argc - 1 : 0, argv + 1, spec, &a);
+    if (x) return x;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) a.help = 1;
+    if (a.help || strcmp(sub, "erase") || a.npos != 1) {
+        puts("usage: patto subject erase --tenant NAME [--db PATH] SUBJECT\n"
+             "       patto subject export --tenant NAME [--db PATH] SUBJECT   (see --help)\n"
+             "Erases a person (GDPR Art. 17) by crypto-shredding, as DELETE /v1/subjects/SUBJECT\n"
+             "does: the person's data key, profile and identifiers are destroyed, the consent\n"
+             "events stay (their evidence unreadable), the erasure is appended to the erasure\n"
+             "journal (PATH.erasures) and to the proof log. Prints the erasure receipt.");
+        return a.help ? 0 : EXIT_USAGE;
+    }
+    pt_config cfg;
+    pt_app *app = NULL;
+    pt_err e;
+    uint32_t tenant;
+    json_t *out = NULL;
+    x = open_app("subject erase", &a, false, false, 2, &cfg, &app);
+    if (x) return x;
+    if (!(x = need_tenant("subject erase", app, &a, &tenant))) {
+        pt_op op;
+        if (pt_subject_erase_prepare(app, tenant, a.pos[0], &op, &e) != PT_OK)
+            x = fail("subject erase", &e);
+        else if (!(x = run_op("subject erase", app, &op, &out)))
+            print_json(out);
+    }
+    json_decref(out);
+    pt_app_close(app);
+    return x;
+}
+
+static int cmd_backup(int argc, char **argv)
+{
+    static const opt_spec spec[] = {COMMON, {NULL, 0}};
+    args a;
+    int x = parse("backup", argc, argv, spec, &a);
+    if (x) return x;
+    if (a.help || a.npos != 1) {
+        puts("usage: patto backup [--db PATH] DEST\n"
+             "Writes a consistent copy of the SQLite database to the new file DEST (mode 0600)\n"
+             "while the server keeps running. Needs no keyring: keep the keyring apart.\n"
+             "PostgreSQL: use pg_dump or continuous archiving (PITR) instead.");
+        return a.help ? 0 : EXIT_USAGE;
+    }
+    pt_config cfg;
+    pt_err e;
+    char journal[1100];
+    if ((x = load_config("backup", &a, &cfg, journal, sizeof journal))) return x;
+    if (pt_backup(cfg.db, a.pos[0], &e) != PT_OK) return fail("backup", &e);
+    fprintf(stderr, "patto backup: wrote %s\n", a.pos[0]);
+    return 0;
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+    static const opt_spec spec[] = {COMMON, {NULL, 0}};
+    args a;
+    int x = parse("restore", argc, argv, spec, &a);
+    if (x) return x;
+    if (a.help || a.npos != 1) {
+        puts("usage: patto restore [--db PATH] [--keyring FILE] [--erasure-journal FILE] SRC\n"
+             "Replaces the SQLite database with the backup SRC (made by patto backup), in one\n"
+             "transaction, after replaying the erasure journal (PATH.erasures) into it: every\n"
+             "person erased since the backup is erased again. Stop patto serve first.\n"
+             "Refuses a backup whose people are wrapped under a key epoch the keyring no\n"
+             "longer holds (destroyed by patto keys rotate).");
+        return a.help ? 0 : EXIT_USAGE;
+    }
+    pt_config cfg;
+    pt_err e;
+    pt_keyring kr;
+    char journal[1100];
+    if ((x = load_config("restore", &a, &cfg, journal, sizeof journal))) return x;
+    if (pt_config_keyring(&cfg, &kr, arg(&a, "keyring") != NULL, &e) != PT_OK)
+        return fail("restore", &e);
+    pt_app_config ac = {.db_url = cfg.db, .keyring = &kr, .readers = 2,
+                        .erasure_journal = journal[0] ? journal : NULL};
+    pt_erasure_replay_stats st;
+    pt_result rc = pt_restore(&ac, a.pos[0], &st, &e);
+    pt_keyring_wipe(&kr);
+    if (rc != PT_OK) return fail("restore", &e);
+    fprintf(stderr,
+            "patto restore: restored %s from %s; erasure journal: %llu entries, %llu erased "
+            "again, %llu erased in the backup already, %llu not in it, %llu skipped\n",
+            cfg.db, a.pos[0], (unsigned long long)st.entries, (unsigned long long)st.erased,
+            (unsigned long long)st.already, (unsigned long long)st.absent,
+            (unsigned long long)st.bad);
+    if (!journal[0])
+        fputs("patto restore: warning: no erasure journal configured: nobody erased since the "
+              "backup was erased again\n",
+              stderr);
+    return 0;
+}
+
+static int cmd_keys(int argc, char **argv)
+{
+    static const opt_spec spec[] = {COMMON, {NULL, 0}};
+    args a;
+    const char *sub = argc > 0 ? argv[0] : "";
+    int x = parse("keys", argc > 0 ? argc - 1 : 0, argv + 1, spec, &a);
+    if (x) return x;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) a.help = 1;
+    if (a.help || strcmp(sub, "rotate") || a.npos) {
+        puts("usage: patto keys rotate [--db PATH] [--keyring FILE]\n"
+             "Rotates the key-encryption key: adds a new epoch to the keyring file, re-wraps\n"
+             "every live person's data key under it, then removes the old epochs from the file\n"
+             "(their bytes overwritten). Backups taken before then no longer decrypt with the\n"
+             "keyring. Safe to interrupt: run it again to finish. Stop patto serve first, and\n"
+             "start it again afterwards.");
+        return a.help ? 0 : EXIT_USAGE;
+    }
+    pt_config cfg;
+    pt_err e;
+    char journal[1100], kpath[1100];
+    if ((x = load_config("keys rotate", &a, &cfg, journal, sizeof journal))) return x;
+    const char *data = getenv("PATTO_KEYRING_DATA");
+    if (!arg(&a, "keyring") && data && *data) {
+        pt_err_set(&e, PT_ERR_INVALID, "keyring",
+                   "keys rotate rewrites the keyring file; the keyring comes from "
+                   "PATTO_KEYRING_DATA: write it to a file, rotate with --keyring FILE, then store "
+                   "the new file's text in place of the old");
+        return fail("keys rotate", &e);
+    }
+    pt_config_keyring_path(&cfg, kpath, sizeof kpath);
+    if (!kpath[0]) {
+        pt_err_set(&e, PT_ERR_INVALID, "keyring", "name the keyring file with --keyring FILE");
+        return fail("keys rotate", &e);
+    }
+    pt_app_config ac = {.db_url = cfg.db, .readers = 2,
+                        .erasure_journal = journal[0] ? journal : NULL};
+    pt_rotate_stats st;
+    if (pt_keys_rotate(&ac, kpath, &st, &e) != PT_OK) return fail("keys rotate", &e);
+    fprintf(stderr,
+            "patto keys rotate: %s%llu data keys re-wrapped under key epoch %u; %u old epoch%s "
+            "destroyed in %s\n",
+            st.resumed ? "finished an interrupted rotation: " : "",
+            (unsigned long long)st.rewrapped, st.epoch, st.dropped, st.dropped == 1 ? "" : "s",
+            kpath);
     return 0;
 }
 
@@ -969,6 +1246,11 @@ static void usage(FILE *f)
           "  import        import consent events (CSV or JSON Lines)\n"
           "  export        export consent events (JSON Lines)\n"
           "  migrate       copy a whole installation to another database\n"
+          "  subject       erase a person (crypto-shredding)\n"
+          "  backup        write a consistent copy of the database\n"
+          "  restore       restore a backup, replaying the erasure journal\n"
+          "  keys          rotate the key-encryption key\n"
+          "  anonymise     turn people whose basis lapsed into k-anonymous statistics\n"
           "  routes        print the HTTP route table\n"
           "  verify        check a consent receipt and its proof offline\n"
           "  --version     print the version\n",
@@ -1000,7 +1282,9 @@ int main(int argc, char **argv)
     } CMDS[] = {{"init", cmd_init},       {"serve", cmd_serve},   {"tenant", cmd_tenant},
                 {"key", cmd_key},         {"notice", cmd_notice}, {"consent", cmd_consent},
                 {"import", cmd_import},   {"export", cmd_export}, {"routes", cmd_routes},
-                {"migrate", cmd_migrate}, {"verify", cmd_verify}};
+                {"migrate", cmd_migrate}, {"verify", cmd_verify},
+                {"subject", cmd_subject}, {"backup", cmd_backup}, {"restore", cmd_restore},
+                {"keys", cmd_keys},       {"anonymise", cmd_anonymise}};
     for (size_t i = 0; i < sizeof CMDS / sizeof CMDS[0]; i++)
         if (!strcmp(cmd, CMDS[i].name)) return CMDS[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "patto: unknown command '%s'\n", cmd);

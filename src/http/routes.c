@@ -190,9 +190,19 @@ static void h_check(pt_req *r)
 {
     pt_err e;
     json_t *doc = NULL;
-    pt_result rc = pt_consent_check(r->app, r->who.tenant, pt_req_query(r, "subject"),
-                                    pt_req_query(r, "purpose"), pt_req_query(r, "channel"),
-                                    pt_req_query(r, "recipient"), &doc, &e);
+    pt_result rc;
+    const char *itype = pt_req_query(r, "identifier_type"), *ival = pt_req_query(r, "identifier");
+    if (!itype && !ival)
+        rc = pt_consent_check(r->app, r->who.tenant, pt_req_query(r, "subject"),
+                              pt_req_query(r, "purpose"), pt_req_query(r, "channel"),
+                              pt_req_query(r, "recipient"), &doc, &e);
+    else if (pt_req_query(r, "subject"))
+        rc = pt_err_set(&e, PT_ERR_INVALID, "subject",
+                        "give either subject, or identifier_type and identifier");
+    else /* the person by identifier (identity.c) */
+        rc = pt_consent_check_identifier(r->app, r->who.tenant, itype, ival,
+                                         pt_req_query(r, "purpose"), pt_req_query(r, "channel"),
+                                         pt_req_query(r, "recipient"), &doc, &e);
     reply(r, rc, &e, doc);
 }
 
@@ -210,6 +220,7 @@ static bool query_u64(pt_req *r, const char *name, uint64_t dflt, uint64_t *out)
         if (*p < '0' || *p > '9') goto bad;
         v = v * 10 + (uint64_t)(*p - '0');
     }
+    if (v > (uint64_t)INT64_MAX) goto bad; /* sizes and indexes are stored as int64 */
     *out = v;
     return true;
 bad:;
@@ -307,12 +318,64 @@ static void h_receipt(pt_req *r)
     reply(r, rc, &e, doc);
 }
 
+/* ---- erasure (service/erasure.c) ---- */
+
+static void h_subject_erase(pt_req *r)
+{
+    pt_err e;
+    submit(r, pt_subject_erase_prepare(r->app, r->who.tenant, r->params[0], &r->op, &e), &e);
+}
+
+/* ---- identity across devices, access, rectification (service/identity.c, rights.c) ---- */
+
+static void h_identifier_link(pt_req *r)
+{
+    pt_err e;
+    submit(r, pt_identifier_link_prepare(r->app, r->who.tenant, r->params[0], r->json, &r->op, &e),
+           &e);
+}
+
+static void h_subject_merge(pt_req *r)
+{
+    pt_err e;
+    submit(r, pt_subject_merge_prepare(r->app, r->who.tenant, r->params[0], r->json, &r->op, &e),
+           &e);
+}
+
+static void h_subject_export(pt_req *r)
+{
+    pt_err e;
+    json_t *doc = NULL;
+    pt_result rc = pt_subject_export(r->app, r->who.tenant, r->params[0], &doc, &e);
+    reply(r, rc, &e, doc);
+}
+
+static void h_subject_rectify(pt_req *r)
+{
+    pt_err e;
+    submit(r,
+           pt_subject_rectify_prepare(r->app, r->who.tenant, r->params[0], r->json, &r->op, &e),
+           &e);
+}
+
+static void h_stats(pt_req *r)
+{
+    pt_err e;
+    json_t *doc = NULL;
+    pt_result rc = pt_stats_query(r->app, r->who.tenant, pt_req_query(r, "by"),
+                                  pt_req_query(r, "purpose"), PT_ANONYMISE_K_MIN, &doc, &e);
+    reply(r, rc, &e, doc);
+}
+
+static const char *const Q_STATS[] = {"by", "purpose", NULL};
 static const char *const Q_INCLUSION[] = {"event", "index", "size", NULL};
 static const char *const Q_CONSISTENCY[] = {"from", "to", NULL};
 static const char *const Q_LEAVES[] = {"start", "end", NULL};
 static const char *const Q_LOOKUP[] = {"identifier_type", "identifier", NULL};
 static const char *const Q_HISTORY[] = {"limit", "cursor", NULL};
-static const char *const Q_CHECK[] = {"subject", "purpose", "channel", "recipient", NULL};
+static const char *const Q_CHECK[] = {"subject",   "purpose",         "channel",
+                                      "recipient", "identifier_type", "identifier",
+                                      NULL};
 
 const pt_route pt_route_table[] = {
     {"GET", "/v1/openapi.yaml", 0, false, NULL, h_openapi},
@@ -342,5 +405,12 @@ const pt_route pt_route_table[] = {
      h_log_consistency},
     {"GET", "/v1/log/leaves", ADMIN | AUDITOR, false, Q_LEAVES, h_log_leaves},
     {"GET", "/v1/receipts/{event}", ADMIN | OPERATOR | AUDITOR, false, NULL, h_receipt},
+    {"DELETE", "/v1/subjects/{subject}", ADMIN | OPERATOR, false, NULL, h_subject_erase},
+    {"POST", "/v1/subjects/{subject}/identifiers", ADMIN | OPERATOR, true, NULL,
+     h_identifier_link},
+    {"POST", "/v1/subjects/{subject}/merge", ADMIN | OPERATOR, true, NULL, h_subject_merge},
+    {"GET", "/v1/subjects/{subject}/export", ADMIN | OPERATOR, false, NULL, h_subject_export},
+    {"PATCH", "/v1/subjects/{subject}", ADMIN | OPERATOR, true, NULL, h_subject_rectify},
+    {"GET", "/v1/stats", READERS, false, Q_STATS, h_stats},
 };
 const size_t pt_route_count = sizeof pt_route_table / sizeof pt_route_table[0];

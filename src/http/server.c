@@ -307,9 +307,13 @@ static void dispatch(pt_req *r)
     if (found->json_body) {
         const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_TYPE);
-        size_t n = strlen("application/json");
-        if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
-            (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ')) {
+        size_t n = strlen("application/json"), mp = strlen("application/merge-patch+json");
+        /* a PATCH body is a JSON merge patch (RFC 7396), which has its own type */
+        bool merge_patch = ct && !strcmp(found->method, "PATCH") &&
+                           strncasecmp(ct, "application/merge-patch+json", mp) == 0 &&
+                           (ct[mp] == '\0' || ct[mp] == ';' || ct[mp] == ' ');
+        if (!merge_patch && (!ct || strncasecmp(ct, "application/json", n) != 0 ||
+                             (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' '))) {
             pt_err_set(&err, PT_ERR_MEDIA_TYPE, "Content-Type",
                        "send the body as 'Content-Type: application/json'");
             pt_req_problem(r, PT_ERR_MEDIA_TYPE, &err);

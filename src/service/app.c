@@ -13,7 +13,11 @@
 #include "log.h"
 
 #define MAX_BATCH 1024
-#define SYNC_INTERVAL_MS 200
+/* The sync thread asks the store whether anyone committed this often. The
+ * question is cheap: SQLite's PRAGMA data_version reads shared memory;
+ * PostgreSQL's connection LISTENs for the committers' NOTIFY and re-reads
+ * its change counter only when notified or 200 ms after the last read. */
+#define SYNC_TICK_MS 10
 #define MAX_READERS 64
 
 typedef struct cat_entry {
@@ -45,11 +49,12 @@ typedef struct key_entry {
     int revoked;
 } key_entry;
 
-typedef enum { D_SUBJECT, D_STATE } delta_kind;
+typedef enum { D_SUBJECT, D_STATE, D_ALIAS } delta_kind;
 typedef struct delta {
     delta_kind kind;
     bool erased;
     pt_state_rec rec; /* D_SUBJECT uses subject, tenant and event_seq (= row) */
+    uint8_t to[PT_ID_BYTES]; /* D_ALIAS: rec.subject answers as `to`; event_seq = alias seq */
 } delta;
 
 /* A leaf waiting for the end of the batch, when leaves get their indexes
@@ -71,6 +76,7 @@ struct pt_wctx {
     delta *d;
     size_t n, cap;
     bool reload_catalog, reload_keys;
+    bool scrub; /* an op deleted personal data: pt_db_scrub after commit */
     bool oom;
     bool bulk;       /* one op, all or nothing: leaves are appended at once */
     log_pending *lp; /* batches: leaves queued until the ops are done */
@@ -96,6 +102,8 @@ struct pt_app {
     pt_cache *cache;
     pt_log *log;
     bool log_off; /* PATTO_BENCH_NO_LOG: benchmarks measure the log's cost */
+    char *erasure_journal;    /* NULL = none */
+    atomic_bool scrub_pending; /* a scrub failed: retried after the next commit */
 
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cv;
@@ -115,6 +123,8 @@ struct pt_app {
     /* cache high-water marks: everything at or below is in the cache */
     pthread_mutex_t sync_mu;
     int64_t mark_seq, mark_row;
+    int64_t mark_alias; /* merged ids (subject_aliases.seq) */
+    int64_t mark_erased; /* erasure seq: every erasure up to it is in the cache */
     pt_conn *sync_conn;
     pthread_cond_t stop_cv;
 };
@@ -158,6 +168,7 @@ pt_store *pt_app_store(pt_app *app) { return app->store; }
 const pt_keyring *pt_app_keyring(pt_app *app) { return &app->kr; }
 pt_cache *pt_app_cache(pt_app *app) { return app->cache; }
 pt_log *pt_app_log(pt_app *app) { return app->log; }
+const char *pt_app_erasure_journal(pt_app *app) { return app->erasure_journal; }
 pt_conn *pt_wctx_conn(pt_wctx *w) { return w->conn; }
 pt_app *pt_wctx_app(pt_wctx *w) { return w->app; }
 int64_t pt_wctx_now(pt_wctx *w) { return w->now; }
@@ -454,6 +465,19 @@ void pt_wctx_subject_added(pt_wctx *w, const pt_subject_rec *s)
     d->rec.event_seq = s->row;
 }
 
+void pt_wctx_alias_added(pt_wctx *w, const pt_alias_rec *a)
+{
+    if (!w->app->cache) return;
+    delta *d = delta_push(w);
+    if (!d) return;
+    memset(d, 0, sizeof *d);
+    d->kind = D_ALIAS;
+    memcpy(d->rec.subject, a->id, PT_ID_BYTES);
+    d->rec.tenant = a->tenant;
+    d->rec.event_seq = a->seq;
+    memcpy(d->to, a->subject, PT_ID_BYTES);
+}
+
 void pt_wctx_state_set(pt_wctx *w, const pt_state_rec *r)
 {
     if (!w->app->cache) return;
@@ -543,6 +567,7 @@ static pt_result log_seal(pt_wctx *w, pt_err *err)
 
 void pt_wctx_reload_catalog(pt_wctx *w) { w->reload_catalog = true; }
 void pt_wctx_reload_keys(pt_wctx *w) { w->reload_keys = true; }
+void pt_wctx_scrub(pt_wctx *w) { w->scrub = true; }
 
 /* Applies a committed batch's changes to the caches. Called with sync_mu held. */
 static void apply_deltas(pt_app *app, pt_wctx *w)
@@ -550,9 +575,15 @@ static void apply_deltas(pt_app *app, pt_wctx *w)
     if (w->reload_catalog) reload_catalog(app, w->conn);
     if (w->reload_keys) reload_keys(app, w->conn);
     if (!app->cache) return;
-    int64_t lo[2] = {0, 0}, hi[2] = {0, 0};
+    int64_t lo[2] = {0, 0}, hi[2] = {0, 0}, alias_lo = 0, alias_hi = 0;
     for (size_t i = 0; i < w->n; i++) {
         delta *d = &w->d[i];
+        if (d->kind == D_ALIAS) {
+            pt_cache_alias_put(app->cache, d->rec.subject, d->to, d->rec.tenant);
+            if (!alias_lo || d->rec.event_seq < alias_lo) alias_lo = d->rec.event_seq;
+            if (d->rec.event_seq > alias_hi) alias_hi = d->rec.event_seq;
+            continue;
+        }
         int k = d->kind == D_SUBJECT;
         if (k)
             pt_cache_subject_put(app->cache, d->rec.subject, d->rec.tenant, d->erased);
@@ -567,9 +598,25 @@ static void apply_deltas(pt_app *app, pt_wctx *w)
      * thread catches up from the store. */
     if (lo[0] && lo[0] <= app->mark_seq + 1 && hi[0] > app->mark_seq) app->mark_seq = hi[0];
     if (lo[1] && lo[1] <= app->mark_row + 1 && hi[1] > app->mark_row) app->mark_row = hi[1];
+    if (alias_lo && alias_lo <= app->mark_alias + 1 && alias_hi > app->mark_alias)
+        app->mark_alias = alias_hi;
 }
 
 /* ---------------------------------------------------------------- writer */
+
+/* After a commit that deleted personal data (pt_wctx_scrub), before its
+ * ops are answered: the old page images must leave the files. */
+static void scrub_after_commit(pt_app *app, pt_conn *conn)
+{
+    pt_err e;
+    pt_err_clear(&e);
+    pt_result rc = pt_db_scrub(conn, &e);
+    atomic_store(&app->scrub_pending, rc != PT_OK);
+    if (rc == PT_OK) return;
+    if (rc == PT_ERR_STORAGE_FATAL) atomic_store(&app->fatal, true);
+    fprintf(stderr, "patto: scrubbing after an erasure failed: %s; retried after the next commit\n",
+            e.detail[0] ? e.detail : pt_result_str(rc));
+}
 
 static bool storage_error(pt_result rc)
 {
@@ -631,6 +678,7 @@ again:
             log_truncate(&w, 0);
             w.oom = false;
             w.reload_catalog = w.reload_keys = false;
+            w.scrub = false;
             safe = true;
             goto again;
         }
@@ -654,6 +702,7 @@ again:
     }
     pt_log_tx_done(w.ltx, true);
     w.ltx = NULL;
+    if (w.scrub || atomic_load(&app->scrub_pending)) scrub_after_commit(app, conn);
     goto out;
 fail_all:
     if (rc == PT_ERR_STORAGE_FATAL) atomic_store(&app->fatal, true);
@@ -793,11 +842,44 @@ static int sync_event(void *ctx, const pt_event_rec *r)
     return 0;
 }
 
+static int sync_erased(void *ctx, const pt_subject_rec *r, int64_t erased_seq)
+{
+    sync_ctx *s = ctx;
+    pt_cache_subject_put(s->app->cache, r->id, r->tenant, true);
+    if (erased_seq > s->app->mark_erased) s->app->mark_erased = erased_seq;
+    return 0;
+}
+
 static int sync_state(void *ctx, const pt_state_rec *r)
 {
     sync_ctx *s = ctx;
     pt_cache_state_put(s->app->cache, r->subject, &r->st);
     return 0;
+}
+
+/* A merge: the merged id answers as the survivor, whose states the merge
+ * changed (they are re-read after the scan). */
+static int sync_alias(void *ctx, const pt_alias_rec *r)
+{
+    sync_ctx *s = ctx;
+    pt_cache_alias_put(s->app->cache, r->id, r->subject, r->tenant);
+    uint8_t *id = vec_push(&s->subjects);
+    if (id) memcpy(id, r->subject, PT_ID_BYTES);
+    if (r->seq > s->max) s->max = r->seq;
+    return 0;
+}
+
+/* Merged ids past the mark, then the states of their survivors. */
+static pt_result sync_aliases(pt_app *app, pt_conn *c, sync_ctx *s)
+{
+    s->subjects.n = 0;
+    s->max = app->mark_alias;
+    pt_result rc = pt_db_alias_scan(c, app->mark_alias, sync_alias, s);
+    for (size_t i = 0; rc == PT_OK && i < s->subjects.n; i++)
+        rc = pt_db_state_list_subject(c, (const uint8_t *)s->subjects.p + i * PT_ID_BYTES,
+                                      sync_state, s);
+    if (rc == PT_OK) app->mark_alias = s->max;
+    return rc;
 }
 
 /* Brings the cache up to date with commits made by anyone (this node's
@@ -811,11 +893,20 @@ static pt_result sync_from_store(pt_app *app, pt_conn *c, bool full)
     if (rc != PT_OK) goto out;
     app->mark_row = s.max;
     if (full) {
+        /* the row scan carried every erasure committed so far; this
+         * reads their seqs (few: the index holds erased subjects only) */
+        rc = pt_db_subject_erased_scan(c, 0, sync_erased, &s);
+        if (rc != PT_OK) goto out;
         rc = pt_db_state_scan(c, 0, sync_state, &s);
         if (rc != PT_OK) goto out;
         rc = pt_db_event_max_seq(c, &app->mark_seq);
+        if (rc == PT_OK) rc = sync_aliases(app, c, &s);
         goto out;
     }
+    /* erasures by another process or node: an erased subject keeps its
+     * row, so the row scan does not see them */
+    rc = pt_db_subject_erased_scan(c, app->mark_erased, sync_erased, &s);
+    if (rc != PT_OK) goto out;
     s.max = app->mark_seq;
     rc = pt_db_event_list_tenant(c, 0, app->mark_seq, 0, sync_event, &s);
     if (rc != PT_OK) goto out;
@@ -825,6 +916,7 @@ static pt_result sync_from_store(pt_app *app, pt_conn *c, bool full)
         if (rc != PT_OK) goto out;
     }
     app->mark_seq = s.max;
+    rc = sync_aliases(app, c, &s);
 out:
     free(s.subjects.p);
     return rc;
@@ -838,7 +930,7 @@ static void *sync_main(void *arg)
     while (!app->stopping) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += SYNC_INTERVAL_MS * 1000000L;
+        ts.tv_nsec += SYNC_TICK_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -900,6 +992,13 @@ pt_result pt_app_open(const pt_app_config *cfg, pt_app **out, pt_err *err)
     app->kr = *cfg->keyring;
     app->serve = cfg->serve;
     app->maxreaders = cfg->readers ? cfg->readers : 4;
+    if (cfg->erasure_journal && *cfg->erasure_journal) {
+        app->erasure_journal = strdup(cfg->erasure_journal);
+        if (!app->erasure_journal) {
+            free(app);
+            return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+        }
+    }
     if (app->maxreaders > MAX_READERS) app->maxreaders = MAX_READERS;
     pthread_rwlock_init(&app->cat_lock, NULL);
     pthread_mutex_init(&app->pool_mu, NULL);
@@ -997,6 +1096,7 @@ void pt_app_close(pt_app *app)
     free(app->cat);
     free(app->tenants);
     free(app->keys);
+    free(app->erasure_journal);
     pt_keyring_wipe(&app->kr);
     pthread_rwlock_destroy(&app->cat_lock);
     pthread_mutex_destroy(&app->pool_mu);

@@ -39,6 +39,7 @@ typedef struct pt_app_config {
     bool serve;                /* writer thread, sync thread, caches */
     unsigned readers;          /* read connections in the pool (>= 1) */
     const char *log_name;      /* proof log name for a new database; NULL = "patto" */
+    const char *erasure_journal; /* file every erasure is appended to (erasure.c); NULL = none */
 } pt_app_config;
 
 pt_result pt_app_open(const pt_app_config *cfg, pt_app **out, pt_err *err);
@@ -57,6 +58,8 @@ const pt_keyring *pt_app_keyring(pt_app *app);
 pt_cache *pt_app_cache(pt_app *app); /* NULL when not serving */
 typedef struct pt_log pt_log;
 pt_log *pt_app_log(pt_app *app);
+/* The erasure journal's path (pt_app_config), or NULL. */
+const char *pt_app_erasure_journal(pt_app *app);
 
 /* Borrow a read connection; never NULL unless the store is unavailable. */
 pt_conn *pt_app_reader(pt_app *app, pt_err *err);
@@ -96,8 +99,16 @@ int64_t pt_wctx_now(pt_wctx *w);
 /* Cache changes, applied only after the batch commits. */
 void pt_wctx_subject_added(pt_wctx *w, const pt_subject_rec *s);
 void pt_wctx_state_set(pt_wctx *w, const pt_state_rec *r);
+/* A merged id now answers as its survivor (identity.c). */
+void pt_wctx_alias_added(pt_wctx *w, const pt_alias_rec *a);
 void pt_wctx_reload_catalog(pt_wctx *w);
 void pt_wctx_reload_keys(pt_wctx *w);
+/* The op deleted personal data: once the batch has committed, and before
+ * any op of it is answered, the writer asks the store to drop the old
+ * copies of the pages (pt_db_scrub: SQLite's WAL checkpoint with
+ * truncate). A scrub that fails (readers held it off) is retried after
+ * the next commit and reported on stderr. */
+void pt_wctx_scrub(pt_wctx *w);
 /* Appends a leaf to the tenant's proof log in this transaction (leaf is
  * copied). receipt, if not NULL, is a JSON object owned by the op's result:
  * once the batch's checkpoint is signed it gets its "proof" member. The

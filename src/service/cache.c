@@ -6,11 +6,13 @@
 
 #define SHARDS 256
 #define INITIAL_SLOTS 64
+#define ALIAS 2
+#define ALIAS_HOPS 16 /* A merged into B merged into C: a chain, followed at most this far */
 
 typedef struct entry {
     uint8_t id[PT_ID_BYTES];
     uint32_t tenant;
-    uint8_t used;
+    uint8_t used; /* 0 free, 1 a subject, ALIAS a merged id: states holds the survivor's id */
     uint8_t erased;
     uint8_t n; /* states in use */
     uint8_t cap;
@@ -128,6 +130,10 @@ int pt_cache_state_put(pt_cache *c, const uint8_t id[PT_ID_BYTES], const pt_cons
     pthread_rwlock_wrlock(&s->lock);
     entry *e = find(s, id);
     if (!e) goto out;
+    if (e->used == ALIAS) { /* its consents moved to the survivor */
+        rc = 0;
+        goto out;
+    }
     for (uint8_t i = 0; i < e->n; i++)
         if (e->states[i].purpose_idx == st->purpose_idx) {
             e->states[i] = *st;
@@ -151,25 +157,70 @@ out:
     return rc;
 }
 
-void pt_cache_get(pt_cache *c, const uint8_t id[PT_ID_BYTES], uint16_t purpose_idx,
+static void fill_hit(const entry *e, uint16_t purpose_idx, pt_cache_hit *out)
+{
+    out->known = true;
+    out->erased = e->erased;
+    out->tenant = e->tenant;
+    for (uint8_t i = 0; i < e->n; i++)
+        if (e->states[i].purpose_idx == purpose_idx) {
+            out->st = e->states[i];
+            out->has_state = true;
+            break;
+        }
+}
+
+void pt_cache_get(pt_cache *c, const uint8_t id0[PT_ID_BYTES], uint16_t purpose_idx,
                   pt_cache_hit *out)
 {
-    shard *s = &c->shards[SHARD_OF(id)];
+    uint8_t id[PT_ID_BYTES];
+    memcpy(id, id0, PT_ID_BYTES);
     memset(out, 0, sizeof *out);
-    pthread_rwlock_rdlock(&s->lock);
-    entry *e = find(s, id);
-    if (e) {
-        out->known = true;
-        out->erased = e->erased;
-        out->tenant = e->tenant;
-        for (uint8_t i = 0; i < e->n; i++)
-            if (e->states[i].purpose_idx == purpose_idx) {
-                out->st = e->states[i];
-                out->has_state = true;
-                break;
-            }
+    for (int hop = 0; hop <= ALIAS_HOPS; hop++) {
+        shard *s = &c->shards[SHARD_OF(id)];
+        pthread_rwlock_rdlock(&s->lock);
+        entry *e = find(s, id);
+        if (e && e->used == ALIAS && hop < ALIAS_HOPS) {
+            /* a merged id answers as its survivor */
+            memcpy(id, e->states, PT_ID_BYTES);
+            pthread_rwlock_unlock(&s->lock);
+            continue;
+        }
+        if (e && e->used != ALIAS) fill_hit(e, purpose_idx, out);
+        pthread_rwlock_unlock(&s->lock);
+        return;
     }
+}
+
+int pt_cache_alias_put(pt_cache *c, const uint8_t id[PT_ID_BYTES], const uint8_t to[PT_ID_BYTES],
+                       uint32_t tenant)
+{
+    shard *s = &c->shards[SHARD_OF(id)];
+    uint8_t *target = malloc(PT_ID_BYTES);
+    if (!target) return -1;
+    memcpy(target, to, PT_ID_BYTES);
+    int rc = 0;
+    pthread_rwlock_wrlock(&s->lock);
+    entry *e = find(s, id);
+    if (!e) {
+        if ((s->count + 1) * 4 > (s->mask + 1) * 3 && grow(s) != 0) {
+            free(target);
+            rc = -1;
+            goto out;
+        }
+        e = insert_slot(s->slots, s->mask, id);
+        memcpy(e->id, id, PT_ID_BYTES);
+        s->count++;
+    }
+    free(e->states);
+    e->used = ALIAS;
+    e->tenant = tenant;
+    e->erased = 0;
+    e->n = e->cap = 0;
+    e->states = (pt_consent_state *)(void *)target;
+out:
     pthread_rwlock_unlock(&s->lock);
+    return rc;
 }
 
 size_t pt_cache_subjects(pt_cache *c)

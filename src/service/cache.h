@@ -30,6 +30,12 @@ int pt_cache_subject_put(pt_cache *c, const uint8_t id[PT_ID_BYTES], uint32_t te
  * (returns -1 otherwise, or when out of memory). */
 int pt_cache_state_put(pt_cache *c, const uint8_t id[PT_ID_BYTES], const pt_consent_state *st);
 
+/* Makes id a merged subject's id: it answers as `to` (its survivor) from
+ * now on, and its own states are dropped. Chains (A into B, B into C) are
+ * followed. Returns -1 when out of memory. */
+int pt_cache_alias_put(pt_cache *c, const uint8_t id[PT_ID_BYTES], const uint8_t to[PT_ID_BYTES],
+                       uint32_t tenant);
+
 typedef struct pt_cache_hit {
     bool known;
     bool erased;
@@ -38,7 +44,8 @@ typedef struct pt_cache_hit {
     pt_consent_state st;
 } pt_cache_hit;
 
-/* Copies out what is known of (id, purpose_idx). */
+/* Copies out what is known of (id, purpose_idx); a merged id answers as
+ * its survivor. */
 void pt_cache_get(pt_cache *c, const uint8_t id[PT_ID_BYTES], uint16_t purpose_idx,
                   pt_cache_hit *out);
 

@@ -325,6 +325,17 @@ static int copy_state(void *ctx, const pt_state_rec *r)
     return 0;
 }
 
+/* Merged ids (identity.c): their seqs are the destination's own, in order. */
+static int copy_alias(void *ctx, const pt_alias_rec *r)
+{
+    mig *m = ctx;
+    pt_alias_rec a = *r;
+    a.seq = 0;
+    pt_result rc = pt_db_alias_insert(m->dst, &a, m->err);
+    if (rc != PT_OK) return stop_with(m, dst_fail(m, rc, "a merged subject"));
+    return 0;
+}
+
 /* ---- the proof log, verbatim ---- */
 
 static int copy_leaf(void *ctx, const pt_leaf_rec *r)
@@ -385,6 +396,15 @@ static pt_result copy_log(mig *m)
     return rc;
 }
 
+static int copy_stat(void *ctx, const pt_stat_rec *r)
+{
+    mig *m = ctx;
+    pt_result rc = pt_db_stats_insert(m->dst, r, m->err);
+    if (rc != PT_OK) return stop_with(m, dst_fail(m, rc, "statistics"));
+    m->st->stats++;
+    return 0;
+}
+
 /* ---- the whole copy ---- */
 
 static pt_result copy_all(mig *m, const char *fingerprint)
@@ -403,7 +423,10 @@ static pt_result copy_all(mig *m, const char *fingerprint)
     if (rc == PT_OK)
         rc = scanned(m, pt_db_event_list_tenant(m->src, 0, 0, 0, copy_event, m), "events");
     if (rc == PT_OK) rc = scanned(m, pt_db_state_scan(m->src, 0, copy_state, m), "consent states");
+    if (rc == PT_OK) rc = scanned(m, pt_db_alias_scan(m->src, 0, copy_alias, m), "merged subjects");
     if (rc == PT_OK) rc = copy_log(m);
+    for (size_t i = 0; rc == PT_OK && i < m->ntenants; i++)
+        rc = scanned(m, pt_db_stats_list(m->src, m->tenants[i], copy_stat, m), "statistics");
     return rc;
 }
 

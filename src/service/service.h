@@ -83,6 +83,7 @@ pt_result pt_export(pt_app *app, uint32_t tenant, FILE *out, uint64_t *count, pt
 typedef struct pt_migrate_stats {
     uint64_t tenants, keys, purposes, notices, subjects, identifiers, events, states;
     uint64_t log_leaves, log_nodes, log_heads, log_keys; /* the proof log, verbatim */
+    uint64_t stats; /* statistics of anonymised people */
 } pt_migrate_stats;
 /* Copies a whole installation from the store at url `from` to the one at
  * `to` (e.g. sqlite:patto.db to postgres://...), in one transaction on the
@@ -97,5 +98,107 @@ typedef struct pt_migrate_stats {
  * schema created): run it again. st may be NULL; it is zeroed on failure. */
 pt_result pt_migrate(const char *from, const char *to, const pt_keyring *kr, pt_migrate_stats *st,
                      pt_err *err);
+
+/* ---- erasure (erasure.c) ----
+ * DELETE /v1/subjects/{subject}: crypto-shredding in one write op (the
+ * wrapped data key, the sealed profile and the identifiers go; the events
+ * stay, their evidence unreadable), a `subject.erased` proof-log leaf, an
+ * entry in the erasure journal (fsynced before the commit), and a scrub
+ * of the store after the commit. op->out is the erasure receipt (with its
+ * "proof" once durable); status 200. A subject erased already is
+ * CONFLICT (409); an unknown, malformed or other tenant's id NOT_FOUND. */
+pt_result pt_subject_erase_prepare(pt_app *app, uint32_t tenant, const char *subject, pt_op *op,
+                                   pt_err *err);
+/* What GET /v1/subjects/{subject} answers for an erased subject: its id,
+ * times and erased_at, no identifiers, profile null. */
+json_t *pt_subject_erased_doc(const pt_subject_rec *s);
+typedef struct pt_erasure_replay_stats {
+    uint64_t entries; /* well-formed lines */
+    uint64_t erased;  /* erased again now */
+    uint64_t already; /* erased in the database already */
+    uint64_t absent;  /* not in the database (created after its snapshot) */
+    uint64_t bad;     /* torn, malformed, or naming another tenant */
+} pt_erasure_replay_stats;
+/* Replays the app's erasure journal: every subject it names that the
+ * database holds and has not erased is erased again (not re-journaled).
+ * No journal configured, or no file yet: nothing to do. st may be NULL. */
+pt_result pt_erasure_replay(pt_app *app, pt_erasure_replay_stats *st, pt_err *err);
+
+/* ---- backups and key rotation (backup.c) ---- */
+/* A consistent online copy of the SQLite database at db_url into the new
+ * file dest (no keyring needed). PostgreSQL: INVALID (pg_dump or PITR). */
+pt_result pt_backup(const char *db_url, const char *dest, pt_err *err);
+/* Replaces the SQLite database cfg->db_url (created if missing) with the
+ * backup src, after checking it against cfg->keyring (fingerprint, and the
+ * key epochs its subjects need) and replaying cfg->erasure_journal into
+ * it. All or nothing; stop the servers on it first. */
+pt_result pt_restore(const pt_app_config *cfg, const char *src, pt_erasure_replay_stats *st,
+                     pt_err *err);
+typedef struct pt_rotate_stats {
+    uint32_t from_epoch; /* the oldest epoch the keyring held */
+    uint32_t epoch;      /* the new (now only) epoch */
+    uint32_t dropped;    /* epochs destroyed */
+    bool resumed;        /* finished a rotation interrupted earlier */
+    uint64_t rewrapped;  /* data keys re-wrapped */
+} pt_rotate_stats;
+/* KEK rotation of the database cfg->db_url whose keyring is the file
+ * keyring_path (cfg->keyring is not used): a new epoch, every live data
+ * key re-wrapped under it, the old epochs removed from the file. Safe to
+ * interrupt and run again (backup.c says how). Stop the servers first. */
+pt_result pt_keys_rotate(const pt_app_config *cfg, const char *keyring_path, pt_rotate_stats *st,
+                         pt_err *err);
+
+/* ---- identity across devices (identity.c) ----
+ * A subject id given to any of these may be an id merged into another
+ * subject: it answers as the survivor. */
+/* body: {type, value}. 201 when linked; 200 when the subject held it
+ * already; CONFLICT (field value) when another subject holds it, never
+ * saying which. A leaf `identifier.linked` (subject, type, at). */
+pt_result pt_identifier_link_prepare(pt_app *app, uint32_t tenant, const char *subject,
+                                     const json_t *body, pt_op *op, pt_err *err);
+/* body: {from}. Merges person `from` into `subject`: identifiers move,
+ * missing profile fields are taken, per purpose the most recent explicit
+ * decision stands (pt_policy_merge), `from` answers as `subject` from then
+ * on. A leaf `subject.merged` (subject, from, at); the answer carries its
+ * receipt. POLICY for itself or an erased person, NOT_FOUND for another
+ * tenant's, CONFLICT when already merged. */
+pt_result pt_subject_merge_prepare(pt_app *app, uint32_t tenant, const char *subject,
+                                   const json_t *body, pt_op *op, pt_err *err);
+/* `check` for the subject holding an identifier: the answer of
+ * pt_consent_check, with `subject` the holder's id (null, and reason
+ * unknown_subject, when no subject holds it) and `identifier_type`. One
+ * blind-index read. */
+pt_result pt_consent_check_identifier(pt_app *app, uint32_t tenant, const char *type,
+                                      const char *value, const char *purpose,
+                                      const char *channel, const char *recipient, json_t **out,
+                                      pt_err *err);
+
+/* ---- access, portability, rectification (rights.c) ---- */
+/* Everything held on the person (Art. 15 and 20), as one document of
+ * format patto-subject-export/1 (docs/openapi.yaml, SubjectExport). */
+pt_result pt_subject_export(pt_app *app, uint32_t tenant, const char *subject, json_t **out,
+                            pt_err *err);
+/* body: {profile: MERGE_PATCH | null}, RFC 7396 applied to the profile;
+ * the changed fields are re-sealed and a leaf `subject.rectified`
+ * (subject, fields: [names], at) is logged. Nothing changed: no leaf. */
+pt_result pt_subject_rectify_prepare(pt_app *app, uint32_t tenant, const char *subject,
+                                     const json_t *body, pt_op *op, pt_err *err);
+
+/* ---- anonymisation and statistics (anonymise.c) ---- */
+#define PT_ANONYMISE_K_MIN 5
+typedef struct pt_anonymise_stats {
+    uint64_t scanned;    /* people looked at */
+    uint64_t candidates; /* whose basis for processing lapsed */
+    uint64_t anonymised; /* shredded (all candidates) */
+    uint64_t suppressed; /* of those, not kept even as statistics (group < k) */
+} pt_anonymise_stats;
+/* One all-or-nothing run over a tenant's people (see anonymise.c). */
+pt_result pt_anonymise_run(pt_app *app, uint32_t tenant, unsigned k, pt_anonymise_stats *st,
+                           pt_err *err);
+/* Counts of statistical records grouped by `by` (comma-separated region,
+ * sex, age, purpose; "" = one total); with purpose, by that purpose's state.
+ * Cells under k are hidden (counted in "hidden"). */
+pt_result pt_stats_query(pt_app *app, uint32_t tenant, const char *by, const char *purpose,
+                         unsigned k, json_t **out, pt_err *err);
 
 #endif

@@ -131,7 +131,8 @@ pt_result pt_vault_subject_load(pt_conn *c, uint32_t tenant, const char *subject
     memset(out, 0, sizeof *out);
     if (!subject || pt_id_parse("sub", subject, strlen(subject), id) != 0)
         return pt_err_set(err, PT_ERR_NOT_FOUND, "subject", "no such subject");
-    pt_result rc = pt_db_subject_get(c, id, out);
+    /* a merged id answers as its survivor (identity.c) */
+    pt_result rc = pt_db_subject_resolve(c, id, out);
     if (rc == PT_OK && out->tenant != tenant) {
         pt_subject_rec_clear(out);
         rc = PT_ERR_NOT_FOUND;
@@ -193,7 +194,7 @@ static bool scalar(const json_t *v)
 /* A profile is a flat object of named fields: scalars or arrays of
  * scalars (preferences). Flat, so that rectification and anonymisation
  * can reason field by field. */
-static pt_result profile_check(const json_t *profile, pt_err *err)
+pt_result pt_vault_profile_check(const json_t *profile, pt_err *err)
 {
     if (!json_is_object(profile))
         return pt_err_set(err, PT_ERR_INVALID, "profile", "profile must be an object");
@@ -258,7 +259,7 @@ pt_result pt_subject_create_prepare(pt_app *app, uint32_t tenant, const json_t *
         }
     }
     if (profile && !json_is_null(profile)) {
-        rc = profile_check(profile, err);
+        rc = pt_vault_profile_check(profile, err);
         if (rc != PT_OK) goto fail;
         a->profile = json_dumps(profile, JSON_COMPACT | JSON_SORT_KEYS);
         if (!a->profile || strlen(a->profile) > PT_PROFILE_MAX) {
@@ -320,6 +321,11 @@ pt_result pt_subject_get(pt_app *app, uint32_t tenant, const char *subject, json
     }
     pt_result rc = pt_vault_subject_load(c, tenant, subject, &s, err);
     if (rc != PT_OK) goto out_nokey;
+    if (s.erased_at) { /* crypto-shredded: nothing left to decrypt (erasure.c) */
+        *out = pt_subject_erased_doc(&s);
+        if (!*out) rc = pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+        goto out_nokey;
+    }
     rc = pt_vault_dek(app, &s, dek, err);
     if (rc != PT_OK) goto out_nokey;
     if (s.profile) {

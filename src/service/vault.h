@@ -40,9 +40,15 @@ pt_result pt_vault_find(pt_app *app, pt_conn *c, uint32_t tenant, const pt_ident
                         uint8_t subject[PT_ID_BYTES]);
 
 /* Parses "sub_..." and loads the subject, answering NOT_FOUND for another
- * tenant's subject exactly as for an unknown one. out->profile is malloc'd
- * (pt_subject_rec_clear). */
+ * tenant's subject exactly as for an unknown one. An id merged into another
+ * subject loads the survivor (out->id is the survivor's). out->profile is
+ * malloc'd (pt_subject_rec_clear). */
 pt_result pt_vault_subject_load(pt_conn *c, uint32_t tenant, const char *subject,
                                 pt_subject_rec *out, pt_err *err);
+
+/* A profile is a flat object of named fields (a-z, 0-9, '_', up to 32,
+ * starting with a letter; at most 64) holding scalars or arrays of
+ * scalars; err names the field. */
+pt_result pt_vault_profile_check(const json_t *profile, pt_err *err);
 
 #endif

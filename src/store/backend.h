@@ -67,6 +67,24 @@ typedef struct pt_store_ops {
     pt_result (*db_log_key_add)(pt_conn *c, const char *verifier, int64_t at, pt_err *err);
     pt_result (*db_log_key_list)(pt_conn *c, pt_log_key_cb cb, void *ctx);
     pt_result (*db_log_node_list)(pt_conn *c, uint32_t tenant, pt_log_node_cb cb, void *ctx);
+    pt_result (*db_subject_resolve)(pt_conn *c, const uint8_t id[PT_ID_BYTES], pt_subject_rec *out);
+    pt_result (*db_alias_insert)(pt_conn *c, pt_alias_rec *r, pt_err *err);
+    pt_result (*db_alias_get)(pt_conn *c, const uint8_t id[PT_ID_BYTES], pt_alias_rec *out);
+    pt_result (*db_alias_repoint)(pt_conn *c, const uint8_t from[PT_ID_BYTES], const uint8_t to[PT_ID_BYTES], pt_err *err);
+    pt_result (*db_alias_list)(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_alias_cb cb, void *ctx);
+    pt_result (*db_alias_scan)(pt_conn *c, int64_t after_seq, pt_alias_cb cb, void *ctx);
+    pt_result (*db_ident_move)(pt_conn *c, uint32_t tenant, int type, const uint8_t blind[PT_BLIND_BYTES], const uint8_t subject[PT_ID_BYTES], const uint8_t *value, size_t len, pt_err *err);
+    pt_result (*db_state_delete_subject)(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_err *err);
+    pt_result (*db_event_list_person)(pt_conn *c, const uint8_t subject[PT_ID_BYTES], int64_t after_seq, uint32_t limit, pt_event_cb cb, void *ctx);
+    pt_result (*db_subject_erase)(pt_conn *c, const uint8_t id[PT_ID_BYTES], int64_t at, int64_t *identifiers, pt_err *err);
+    pt_result (*db_subject_erased_scan)(pt_conn *c, int64_t after_seq, pt_erased_cb cb, void *ctx);
+    pt_result (*db_subject_rewrap)(pt_conn *c, const uint8_t id[PT_ID_BYTES], uint32_t epoch, const uint8_t wrapped[PT_WRAPPED_KEY_BYTES], pt_err *err);
+    pt_result (*db_scrub)(pt_conn *c, pt_err *err);
+    pt_result (*db_backup)(pt_conn *c, const char *dest, pt_err *err);
+    pt_result (*db_restore)(pt_conn *c, const char *src, pt_err *err);
+    pt_result (*db_stats_insert)(pt_conn *c, const pt_stat_rec *r, pt_err *err);
+    pt_result (*db_stats_count)(pt_conn *c, uint32_t tenant, const char *age, const char *region, const char *sex, int64_t *out);
+    pt_result (*db_stats_list)(pt_conn *c, uint32_t tenant, pt_stat_cb cb, void *ctx);
 } pt_store_ops;
 
 struct pt_store {

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------
  * Schema migrations. Append only: never edit a shipped entry, add a new
@@ -175,6 +177,38 @@ static const char *const MIGRATIONS[] = {
      * a random delete plus an insert in it (~20% of the write path), and
      * nodes re-sync through events (seq) + state per subject instead.
      * state_scan(after_seq > 0) is a filtered streaming full scan. */
+    /* 3: identity across devices. A merged subject's id answers as the
+     * survivor (one hop); seq is the rowid, never reused (aliases are never
+     * deleted), so nodes follow merges by seq. */
+    "CREATE TABLE subject_aliases("
+    "  seq INTEGER PRIMARY KEY,"
+    "  id BLOB NOT NULL UNIQUE,"
+    "  tenant_id INTEGER NOT NULL,"
+    "  subject_id BLOB NOT NULL,"
+    "  merge_id BLOB NOT NULL,"
+    "  merged_at INTEGER NOT NULL);"
+    "CREATE INDEX subject_aliases_subject ON subject_aliases(subject_id);",
+    /* 4: erasure. Each erasure takes the next erased_seq (max + 1: the
+     * writer lock orders them as commits), so that a node finds the
+     * erasures made by another process or node (cache sync); the index
+     * holds only erased subjects. */
+    "ALTER TABLE subjects ADD COLUMN erased_seq INTEGER;"
+    "CREATE UNIQUE INDEX subjects_erased ON subjects(erased_seq) WHERE erased_seq IS NOT NULL;",
+    /* 5: statistics of anonymised people: no identifier, generalised
+     * quasi-identifiers only (core/kanon.h), counted by group. */
+    "CREATE TABLE stats_records("
+    "  tenant_id INTEGER NOT NULL,"
+    "  age TEXT NOT NULL,"
+    "  region TEXT NOT NULL,"
+    "  sex TEXT NOT NULL,"
+    "  states TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX stats_records_group ON stats_records(tenant_id, age, region, sex);",
+    /* 6: a purpose based on legitimate interest names its assessment (a
+     * published notice: versioned, hashed, immutable). */
+    "ALTER TABLE purposes ADD COLUMN assessment TEXT;"
+    "ALTER TABLE purposes ADD COLUMN assessment_version TEXT;"
+    "ALTER TABLE purposes ADD COLUMN assessment_sha256 TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -235,13 +269,29 @@ enum stmt_id {
     S_LOG_KEY_ADD,
     S_LOG_KEY_LIST,
     S_LOG_NODE_LIST,
+    S_SUBJECT_RESOLVE,
+    S_ALIAS_INSERT,
+    S_ALIAS_GET,
+    S_ALIAS_REPOINT,
+    S_ALIAS_LIST,
+    S_ALIAS_SCAN,
+    S_IDENT_MOVE,
+    S_STATE_DELETE_SUBJECT,
+    S_EVENT_LIST_PERSON,
+    S_SUBJECT_ERASE,
+    S_IDENT_ERASE,
+    S_SUBJECT_ERASED_SCAN,
+    S_SUBJECT_REWRAP,
+    S_STATS_INSERT,
+    S_STATS_COUNT,
+    S_STATS_LIST,
     S__COUNT
 };
 
 #define KEY_COLS "id, tenant_id, role, hash, label, created_at, revoked_at"
 #define PURPOSE_COLS                                                                               \
     "tenant_id, name, idx, basis, validity_days, renew_before_days, channels, revision, title, "   \
-    "description, dpv, created_at, updated_at"
+    "description, dpv, created_at, updated_at, assessment, assessment_version, assessment_sha256"
 #define NOTICE_COLS "tenant_id, id, notice, version, language, sha256, created_at"
 #define SUBJECT_COLS "row, id, tenant_id, kek_epoch, wrapped_dek, created_at, updated_at, erased_at"
 #define IDENT_COLS "tenant_id, type, blind, subject_id, value, created_at"
@@ -252,6 +302,7 @@ enum stmt_id {
 #define STATE_COLS                                                                                 \
     "subject_id, tenant_id, event_seq, purpose_idx, state, channels, revision, decided_at, "       \
     "granted_at, expires_at, event_id"
+#define ALIAS_COLS "seq, id, tenant_id, subject_id, merge_id, merged_at"
 
 static const char *const SQL[S__COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -281,13 +332,17 @@ static const char *const SQL[S__COUNT] = {
     /* idx is assigned once: an update that tries to move it matches no row
      * (the WHERE) and is reported as a conflict. created_at is kept. */
     [S_PURPOSE_PUT] = "INSERT INTO purposes(" PURPOSE_COLS ") "
-                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                      "?16) "
                       "ON CONFLICT(tenant_id, name) DO UPDATE SET "
                       "basis = excluded.basis, validity_days = excluded.validity_days, "
                       "renew_before_days = excluded.renew_before_days, "
                       "channels = excluded.channels, revision = excluded.revision, "
                       "title = excluded.title, description = excluded.description, "
-                      "dpv = excluded.dpv, updated_at = excluded.updated_at "
+                      "dpv = excluded.dpv, updated_at = excluded.updated_at, "
+                      "assessment = excluded.assessment, "
+                      "assessment_version = excluded.assessment_version, "
+                      "assessment_sha256 = excluded.assessment_sha256 "
                       "WHERE purposes.idx = excluded.idx",
     [S_PURPOSE_GET] = "SELECT " PURPOSE_COLS " FROM purposes WHERE tenant_id = ?1 AND name = ?2",
     [S_PURPOSE_LIST_ALL] = "SELECT " PURPOSE_COLS " FROM purposes ORDER BY tenant_id, idx",
@@ -347,9 +402,9 @@ static const char *const SQL[S__COUNT] = {
 
     [S_LOG_LEAF_INSERT] = "INSERT INTO log_leaves(tenant_id, idx, ref, hash, data) "
                           "VALUES(?1, ?2, ?3, ?4, ?5)",
-    /* a retried append writes the same hash again: harmless */
-    [S_LOG_NODE_PUT] = "INSERT INTO log_nodes(tenant_id, level, idx, hash) VALUES(?1, ?2, ?3, ?4) "
-                       "ON CONFLICT DO NOTHING",
+    /* a subtree hash is written once; the same one again is harmless, another
+     * one is a fork and refused (sq_db_log_node_put compares) */
+    [S_LOG_NODE_PUT] = "INSERT INTO log_nodes(tenant_id, level, idx, hash) VALUES(?1, ?2, ?3, ?4)",
     [S_LOG_NODE_GET] = "SELECT hash FROM log_nodes WHERE tenant_id = ?1 AND level = ?2 AND idx = ?3",
     [S_LOG_LEAF_HASH] = "SELECT hash FROM log_leaves WHERE tenant_id = ?1 AND idx = ?2",
     [S_LOG_LEAF_BY_REF] = "SELECT tenant_id, idx, ref, hash, data FROM log_leaves "
@@ -370,6 +425,39 @@ static const char *const SQL[S__COUNT] = {
     [S_LOG_KEY_LIST] = "SELECT verifier, created_at FROM log_keys ORDER BY created_at, verifier",
     [S_LOG_NODE_LIST] = "SELECT tenant_id, level, idx, hash FROM log_nodes WHERE tenant_id = ?1 "
                         "ORDER BY level, idx",
+
+    [S_SUBJECT_RESOLVE] = "SELECT " SUBJECT_COLS ", profile FROM subjects WHERE id = "
+                          "coalesce((SELECT subject_id FROM subject_aliases WHERE id = ?1), ?1)",
+    [S_ALIAS_INSERT] = "INSERT INTO subject_aliases(id, tenant_id, subject_id, merge_id, merged_at) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_ALIAS_GET] = "SELECT " ALIAS_COLS " FROM subject_aliases WHERE id = ?1",
+    [S_ALIAS_REPOINT] = "UPDATE subject_aliases SET subject_id = ?2 WHERE subject_id = ?1",
+    [S_ALIAS_LIST] = "SELECT " ALIAS_COLS " FROM subject_aliases WHERE subject_id = ?1 ORDER BY seq",
+    [S_ALIAS_SCAN] = "SELECT " ALIAS_COLS " FROM subject_aliases WHERE seq > ?1 ORDER BY seq",
+    [S_IDENT_MOVE] = "UPDATE identifiers SET subject_id = ?4, value = ?5 "
+                     "WHERE tenant_id = ?1 AND type = ?2 AND blind = ?3",
+    [S_STATE_DELETE_SUBJECT] = "DELETE FROM consent_state WHERE subject_id = ?1",
+    /* the merged ids are few: one index range each, then a small sort */
+    [S_EVENT_LIST_PERSON] = "SELECT " EVENT_COLS " FROM events WHERE subject_id IN "
+                            "(SELECT ?1 UNION ALL SELECT id FROM subject_aliases "
+                            "WHERE subject_id = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
+
+    /* erasure: the key and the profile go, the row stays (rows only grow) */
+    [S_SUBJECT_ERASE] = "UPDATE subjects SET wrapped_dek = NULL, profile = NULL, "
+                        "erased_at = ?2, updated_at = ?2, erased_seq = (SELECT "
+                        "coalesce(max(erased_seq), 0) + 1 FROM subjects WHERE erased_seq IS NOT NULL) "
+                        "WHERE id = ?1 AND erased_at IS NULL",
+    [S_IDENT_ERASE] = "DELETE FROM identifiers WHERE subject_id = ?1",
+    [S_SUBJECT_ERASED_SCAN] = "SELECT " SUBJECT_COLS ", erased_seq FROM subjects "
+                              "WHERE erased_seq IS NOT NULL AND erased_seq > ?1 ORDER BY erased_seq",
+    [S_SUBJECT_REWRAP] = "UPDATE subjects SET kek_epoch = ?2, wrapped_dek = ?3 "
+                         "WHERE id = ?1 AND erased_at IS NULL",
+    [S_STATS_INSERT] = "INSERT INTO stats_records(tenant_id, age, region, sex, states, created_at) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_STATS_COUNT] = "SELECT count(*) FROM stats_records "
+                      "WHERE tenant_id = ?1 AND age = ?2 AND region = ?3 AND sex = ?4",
+    [S_STATS_LIST] = "SELECT tenant_id, age, region, sex, states, created_at FROM stats_records "
+                     "WHERE tenant_id = ?1",
 };
 
 /* ------------------------------------------------------------------------
@@ -1541,6 +1629,9 @@ static pt_result read_purpose(sqlite3_stmt *st, pt_purpose_rec *r)
     col_str(st, 10, r->dpv, sizeof r->dpv);
     r->created_at = col_i64(st, 11);
     r->updated_at = col_i64(st, 12);
+    col_str(st, 13, r->assessment, sizeof r->assessment);
+    col_str(st, 14, r->assessment_version, sizeof r->assessment_version);
+    col_str(st, 15, r->assessment_sha256, sizeof r->assessment_sha256);
     return PT_OK;
 }
 
@@ -1564,6 +1655,9 @@ static pt_result sq_db_purpose_put(pt_conn *c_base, const pt_purpose_rec *r, pt_
     b_str(st, &rc, 11, r->dpv, sizeof r->dpv);
     b_i64(st, &rc, 12, r->created_at);
     b_i64(st, &rc, 13, r->updated_at);
+    b_opt_str(st, &rc, 14, r->assessment, sizeof r->assessment);
+    b_opt_str(st, &rc, 15, r->assessment_version, sizeof r->assessment_version);
+    b_opt_str(st, &rc, 16, r->assessment_sha256, sizeof r->assessment_sha256);
     if (rc == SQLITE_OK) rc = step_write(st);
     stmt_put(c, S_PURPOSE_PUT, st);
     if (rc != SQLITE_DONE)
@@ -2166,6 +2260,9 @@ static pt_result sq_db_log_leaf_insert(pt_conn *c_base, const pt_leaf_rec *r, pt
     return fail_ex(c, rc, err, "log leaf insert", "", "that leaf is already in the log");
 }
 
+static pt_result sq_db_log_node_get(pt_conn *c_base, uint32_t tenant, unsigned level, uint64_t idx,
+                                    uint8_t hash[PT_LOG_HASH]);
+
 static pt_result sq_db_log_node_put(pt_conn *c_base, uint32_t tenant, unsigned level, uint64_t idx,
                                     const uint8_t hash[PT_LOG_HASH], pt_err *err)
 {
@@ -2179,6 +2276,14 @@ static pt_result sq_db_log_node_put(pt_conn *c_base, uint32_t tenant, unsigned l
     if (rc == SQLITE_OK) rc = step_write(st);
     stmt_put(c, S_LOG_NODE_PUT, st);
     if (rc == SQLITE_DONE) return PT_OK;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+        uint8_t have[PT_LOG_HASH];
+        if (sq_db_log_node_get(c_base, tenant, level, idx, have) == PT_OK &&
+            memcmp(have, hash, PT_LOG_HASH) == 0)
+            return PT_OK;
+        return pt_err_set(err, PT_ERR_CONFLICT, "",
+                          "a different hash is stored for that subtree: the log would fork");
+    }
     return fail(c, rc, err, "log node insert");
 }
 
@@ -2276,6 +2381,13 @@ static void read_head(sqlite3_stmt *st, pt_log_head_rec *h)
     h->signed_at = col_i64(st, 5);
 }
 
+/* A checkpoint longer than the record holds (a damaged or foreign file)
+ * is refused rather than cut, as PostgreSQL does. */
+static bool head_fits(sqlite3_stmt *st)
+{
+    return (size_t)sqlite3_column_bytes(st, 4) < PT_CHECKPOINT_MAX;
+}
+
 static pt_result sq_db_log_head_get(pt_conn *c_base, uint32_t tenant, pt_log_head_rec *out)
 {
     sqlite_conn *c = (sqlite_conn *)c_base;
@@ -2283,9 +2395,10 @@ static pt_result sq_db_log_head_get(pt_conn *c_base, uint32_t tenant, pt_log_hea
     int rc = stmt_get(c, S_LOG_HEAD_GET, &st);
     b_i64(st, &rc, 1, tenant);
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) read_head(st, out);
+    bool fits = rc == SQLITE_ROW && head_fits(st);
+    if (fits) read_head(st, out);
     stmt_put(c, S_LOG_HEAD_GET, st);
-    if (rc == SQLITE_ROW) return PT_OK;
+    if (rc == SQLITE_ROW) return fits ? PT_OK : PT_ERR_TOO_LARGE;
     if (rc == SQLITE_DONE) return PT_ERR_NOT_FOUND;
     return fail(c, rc, NULL, "log head read");
 }
@@ -2316,6 +2429,7 @@ struct head_scan {
 static pt_result visit_head(sqlite3_stmt *st, void *arg, int *stop)
 {
     struct head_scan *a = arg;
+    if (!head_fits(st)) return PT_ERR_TOO_LARGE;
     pt_log_head_rec *h = malloc(sizeof *h); /* 2 KiB: not on a callback's stack */
     if (!h) return PT_ERR_NOMEM;
     read_head(st, h);
@@ -2407,6 +2521,441 @@ static pt_result sq_db_log_node_list(pt_conn *c_base, uint32_t tenant, pt_log_no
 }
 
 /* ------------------------------------------------------------------------
+ * Identity across devices: merged ids (aliases). */
+
+static pt_result sq_db_subject_resolve(pt_conn *c_base, const uint8_t id[PT_ID_BYTES],
+                                       pt_subject_rec *out)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    pt_result r = PT_OK;
+    int rc = stmt_get(c, S_SUBJECT_RESOLVE, &st);
+    b_blob(st, &rc, 1, id, PT_ID_BYTES);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        r = PT_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        r = fail(c, rc, NULL, "subject resolve");
+        goto out;
+    }
+    read_subject(st, out);
+    const void *p = sqlite3_column_blob(st, 8);
+    size_t n = p ? (size_t)sqlite3_column_bytes(st, 8) : 0;
+    if (p) {
+        out->profile = malloc(n ? n : 1);
+        if (!out->profile) {
+            r = PT_ERR_NOMEM;
+            goto out;
+        }
+        if (n) memcpy(out->profile, p, n);
+        out->profile_len = n;
+    }
+out:
+    stmt_put(c, S_SUBJECT_RESOLVE, st);
+    return r;
+}
+
+static void read_alias(sqlite3_stmt *st, pt_alias_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    r->seq = col_i64(st, 0);
+    col_fixed(st, 1, r->id, sizeof r->id);
+    r->tenant = (uint32_t)col_i64(st, 2);
+    col_fixed(st, 3, r->subject, sizeof r->subject);
+    col_fixed(st, 4, r->merge, sizeof r->merge);
+    r->merged_at = col_i64(st, 5);
+}
+
+static pt_result sq_db_alias_insert(pt_conn *c_base, pt_alias_rec *r, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_ALIAS_INSERT, &st);
+    b_blob(st, &rc, 1, r->id, sizeof r->id);
+    b_i64(st, &rc, 2, r->tenant);
+    b_blob(st, &rc, 3, r->subject, sizeof r->subject);
+    b_blob(st, &rc, 4, r->merge, sizeof r->merge);
+    b_i64(st, &rc, 5, r->merged_at);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    if (rc == SQLITE_DONE) r->seq = sqlite3_last_insert_rowid(c->db);
+    stmt_put(c, S_ALIAS_INSERT, st);
+    if (rc == SQLITE_DONE) return PT_OK;
+    return fail_ex(c, rc, err, "alias insert", "from", "this subject was already merged");
+}
+
+static pt_result sq_db_alias_get(pt_conn *c_base, const uint8_t id[PT_ID_BYTES], pt_alias_rec *out)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_ALIAS_GET, &st);
+    b_blob(st, &rc, 1, id, PT_ID_BYTES);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) read_alias(st, out);
+    stmt_put(c, S_ALIAS_GET, st);
+    if (rc == SQLITE_ROW) return PT_OK;
+    if (rc == SQLITE_DONE) return PT_ERR_NOT_FOUND;
+    return fail(c, rc, NULL, "alias get");
+}
+
+static pt_result sq_db_alias_repoint(pt_conn *c_base, const uint8_t from[PT_ID_BYTES],
+                                     const uint8_t to[PT_ID_BYTES], pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_ALIAS_REPOINT, &st);
+    b_blob(st, &rc, 1, from, PT_ID_BYTES);
+    b_blob(st, &rc, 2, to, PT_ID_BYTES);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_ALIAS_REPOINT, st);
+    return rc == SQLITE_DONE ? PT_OK : fail(c, rc, err, "alias repoint");
+}
+
+struct alias_scan {
+    pt_alias_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_alias(sqlite3_stmt *st, void *arg, int *stop)
+{
+    struct alias_scan *a = arg;
+    pt_alias_rec r;
+    read_alias(st, &r);
+    *stop = a->cb(a->ctx, &r);
+    return PT_OK;
+}
+
+static pt_result sq_db_alias_list(pt_conn *c_base, const uint8_t subject[PT_ID_BYTES],
+                                  pt_alias_cb cb, void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct alias_scan a = {cb, ctx};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_ALIAS_LIST, &st);
+    b_blob(st, &rc, 1, subject, PT_ID_BYTES);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "alias list", visit_alias, &a)
+                                  : fail(c, rc, NULL, "alias list");
+    stmt_put(c, S_ALIAS_LIST, st);
+    return r;
+}
+
+static pt_result sq_db_alias_scan(pt_conn *c_base, int64_t after_seq, pt_alias_cb cb, void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct alias_scan a = {cb, ctx};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_ALIAS_SCAN, &st);
+    b_i64(st, &rc, 1, after_seq);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "alias scan", visit_alias, &a)
+                                  : fail(c, rc, NULL, "alias scan");
+    stmt_put(c, S_ALIAS_SCAN, st);
+    return r;
+}
+
+static pt_result sq_db_ident_move(pt_conn *c_base, uint32_t tenant, int type,
+                                  const uint8_t blind[PT_BLIND_BYTES],
+                                  const uint8_t subject[PT_ID_BYTES], const uint8_t *value,
+                                  size_t len, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_IDENT_MOVE, &st);
+    b_i64(st, &rc, 1, tenant);
+    b_i64(st, &rc, 2, type);
+    b_blob(st, &rc, 3, blind, PT_BLIND_BYTES);
+    b_blob(st, &rc, 4, subject, PT_ID_BYTES);
+    b_blob(st, &rc, 5, value, len);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_IDENT_MOVE, st);
+    if (rc != SQLITE_DONE) return fail(c, rc, err, "identifier move");
+    return sqlite3_changes(c->db) ? PT_OK : PT_ERR_NOT_FOUND;
+}
+
+static pt_result sq_db_state_delete_subject(pt_conn *c_base, const uint8_t subject[PT_ID_BYTES],
+                                            pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_STATE_DELETE_SUBJECT, &st);
+    b_blob(st, &rc, 1, subject, PT_ID_BYTES);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_STATE_DELETE_SUBJECT, st);
+    return rc == SQLITE_DONE ? PT_OK : fail(c, rc, err, "consent state delete");
+}
+
+static pt_result sq_db_event_list_person(pt_conn *c_base, const uint8_t subject[PT_ID_BYTES],
+                                         int64_t after_seq, uint32_t limit, pt_event_cb cb,
+                                         void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct event_scan a = {cb, ctx};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_EVENT_LIST_PERSON, &st);
+    b_blob(st, &rc, 1, subject, PT_ID_BYTES);
+    b_i64(st, &rc, 2, after_seq);
+    b_i64(st, &rc, 3, limit_of(limit));
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "event list", visit_event, &a)
+                                  : fail(c, rc, NULL, "event list");
+    stmt_put(c, S_EVENT_LIST_PERSON, st);
+    return r;
+}
+
+/* ------------------------------------------------------------------------
+ * Erasure, backups, key rotation. */
+
+static pt_result sq_db_subject_erase(pt_conn *c_base, const uint8_t id[PT_ID_BYTES], int64_t at,
+                                     int64_t *identifiers, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    if (identifiers) *identifiers = 0;
+    int rc = stmt_get(c, S_SUBJECT_ERASE, &st);
+    b_blob(st, &rc, 1, id, PT_ID_BYTES);
+    b_i64(st, &rc, 2, at);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_SUBJECT_ERASE, st);
+    if (rc != SQLITE_DONE) return fail(c, rc, err, "subject erase");
+    if (sqlite3_changes(c->db) == 0)
+        return pt_err_set(err, PT_ERR_NOT_FOUND, "subject", "no such subject, or erased already");
+    rc = stmt_get(c, S_IDENT_ERASE, &st);
+    b_blob(st, &rc, 1, id, PT_ID_BYTES);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_IDENT_ERASE, st);
+    if (rc != SQLITE_DONE) return fail(c, rc, err, "identifier erase");
+    if (identifiers) *identifiers = sqlite3_changes(c->db);
+    return PT_OK;
+}
+
+struct erased_scan {
+    pt_erased_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_erased(sqlite3_stmt *st, void *arg, int *stop)
+{
+    struct erased_scan *a = arg;
+    pt_subject_rec r;
+    read_subject(st, &r);
+    *stop = a->cb(a->ctx, &r, col_i64(st, 8));
+    return PT_OK;
+}
+
+static pt_result sq_db_subject_erased_scan(pt_conn *c_base, int64_t after_seq, pt_erased_cb cb,
+                                           void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct erased_scan a = {cb, ctx};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_SUBJECT_ERASED_SCAN, &st);
+    b_i64(st, &rc, 1, after_seq);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "erased subject scan", visit_erased, &a)
+                                  : fail(c, rc, NULL, "erased subject scan");
+    stmt_put(c, S_SUBJECT_ERASED_SCAN, st);
+    return r;
+}
+
+static pt_result sq_db_subject_rewrap(pt_conn *c_base, const uint8_t id[PT_ID_BYTES],
+                                      uint32_t epoch, const uint8_t wrapped[PT_WRAPPED_KEY_BYTES],
+                                      pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_SUBJECT_REWRAP, &st);
+    b_blob(st, &rc, 1, id, PT_ID_BYTES);
+    b_i64(st, &rc, 2, epoch);
+    b_blob(st, &rc, 3, wrapped, PT_WRAPPED_KEY_BYTES);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_SUBJECT_REWRAP, st);
+    if (rc != SQLITE_DONE) return fail(c, rc, err, "subject key rewrap");
+    if (sqlite3_changes(c->db) == 0)
+        return pt_err_set(err, PT_ERR_NOT_FOUND, "subject", "no such live subject");
+    return PT_OK;
+}
+
+/* With secure_delete on, SQLite zeroes deleted cells and freed pages in
+ * the pages it writes, but the pages' previous images stay in the -wal
+ * file (and, until the checkpoint copies the new images back, in the
+ * database file). A TRUNCATE checkpoint copies every frame into the
+ * database file, waits for readers still on an older snapshot (busy
+ * timeout), and truncates the -wal file to zero bytes. */
+static pt_result sq_db_scrub(pt_conn *c_base, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!sqlite3_get_autocommit(c->db))
+        return pt_err_set(err, PT_ERR_INTERNAL, "", "a WAL checkpoint cannot run in a transaction");
+    int frames = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_TRUNCATE, &frames, &done);
+    if (rc == SQLITE_OK) return PT_OK;
+    return fail(c, rc, err, "WAL checkpoint (truncate)");
+}
+
+/* Makes dest's content and its directory entry durable. */
+static int fsync_file_and_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0) return -1;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(dir, sizeof dir, ".");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n == 0) n = 1; /* "/file" */
+        if (n >= sizeof dir) return -1;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* VACUUM INTO reads the database in one read transaction (a consistent
+ * snapshot; writers go on meanwhile, WAL readers never block them) and
+ * writes a compact copy: only live content, no free pages, no WAL. The
+ * file is created first, empty and 0600, as VACUUM INTO accepts. */
+static pt_result sq_db_backup(pt_conn *c_base, const char *dest, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!dest || !*dest) return pt_err_set(err, PT_ERR_INVALID, "dest", "no backup file given");
+    int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return pt_err_set(err, errno == EEXIST ? PT_ERR_CONFLICT : PT_ERR_IO, "dest",
+                          errno == EEXIST ? "%s exists already; give a new file"
+                                          : "cannot create %s",
+                          dest);
+    close(fd);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "VACUUM INTO ?1", -1, &st, NULL);
+    b_str(st, &rc, 1, dest, SIZE_MAX);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    sqlite3_finalize(st);
+    pt_result r = PT_OK;
+    if (rc != SQLITE_DONE)
+        r = fail(c, rc, err, "backup (VACUUM INTO)");
+    else if (fsync_file_and_dir(dest) != 0)
+        r = pt_err_set(err, PT_ERR_IO, "dest", "cannot fsync the backup %s", dest);
+    if (r != PT_OK) unlink(dest);
+    return r;
+}
+
+/* SQLite's backup API copies every page of src into this database in one
+ * write transaction (the destination's WAL), so an interrupted restore
+ * leaves the database as it was. src is opened read-only. */
+static pt_result sq_db_restore(pt_conn *c_base, const char *src, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3 *from = NULL;
+    pt_result r = PT_OK;
+    if (!sqlite3_get_autocommit(c->db))
+        return pt_err_set(err, PT_ERR_INTERNAL, "", "a restore cannot run in a transaction");
+    int rc = sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                             c->store->vfs);
+    if (rc != SQLITE_OK) {
+        r = pt_err_set(err, PT_ERR_IO, "src", "cannot open %s", src);
+        goto out;
+    }
+    sqlite3_busy_timeout(from, 5000);
+    sqlite3_backup *b = sqlite3_backup_init(c->db, "main", from, "main");
+    if (!b) {
+        r = fail(c, sqlite3_extended_errcode(c->db), err, "restore");
+        goto out;
+    }
+    rc = sqlite3_backup_step(b, -1);
+    int frc = sqlite3_backup_finish(b);
+    if (rc == SQLITE_DONE) rc = frc;
+    if (rc == SQLITE_READONLY)
+        r = pt_err_set(err, PT_ERR_INVALID, "src",
+                       "%s cannot be copied into this database (a different page size?)", src);
+    else if (rc != SQLITE_OK && rc != SQLITE_DONE)
+        r = fail(c, rc, err, "restore");
+out:
+    sqlite3_close(from);
+    return r;
+}
+
+/* ------------------------------------------------------------------------
+ * Statistics of anonymised people. */
+
+static pt_result sq_db_stats_insert(pt_conn *c_base, const pt_stat_rec *r, pt_err *err)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_STATS_INSERT, &st);
+    b_i64(st, &rc, 1, r->tenant);
+    b_str(st, &rc, 2, r->age, sizeof r->age);
+    b_str(st, &rc, 3, r->region, sizeof r->region);
+    b_str(st, &rc, 4, r->sex, sizeof r->sex);
+    b_str(st, &rc, 5, r->states ? r->states : "{}", PT_STAT_STATES_MAX);
+    b_i64(st, &rc, 6, r->created_at);
+    if (rc == SQLITE_OK) rc = step_write(st);
+    stmt_put(c, S_STATS_INSERT, st);
+    if (rc == SQLITE_DONE) return PT_OK;
+    return fail(c, rc, err, "statistics insert");
+}
+
+static pt_result sq_db_stats_count(pt_conn *c_base, uint32_t tenant, const char *age,
+                                   const char *region, const char *sex, int64_t *out)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_STATS_COUNT, &st);
+    b_i64(st, &rc, 1, tenant);
+    b_str(st, &rc, 2, age, PT_STAT_AGE_MAX + 1);
+    b_str(st, &rc, 3, region, PT_STAT_REGION_MAX + 1);
+    b_str(st, &rc, 4, sex, PT_STAT_SEX_MAX + 1);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *out = col_i64(st, 0);
+    stmt_put(c, S_STATS_COUNT, st);
+    return rc == SQLITE_ROW ? PT_OK : fail(c, rc, NULL, "statistics count");
+}
+
+struct stat_scan {
+    pt_stat_cb cb;
+    void *ctx;
+};
+
+static pt_result visit_stat(sqlite3_stmt *st, void *arg, int *stop)
+{
+    struct stat_scan *a = arg;
+    pt_stat_rec r;
+    memset(&r, 0, sizeof r);
+    r.tenant = (uint32_t)col_i64(st, 0);
+    col_str(st, 1, r.age, sizeof r.age);
+    col_str(st, 2, r.region, sizeof r.region);
+    col_str(st, 3, r.sex, sizeof r.sex);
+    const unsigned char *states = sqlite3_column_text(st, 4); /* valid until the next step */
+    r.states = states ? (const char *)states : "{}";
+    r.created_at = col_i64(st, 5);
+    *stop = a->cb(a->ctx, &r);
+    return PT_OK;
+}
+
+static pt_result sq_db_stats_list(pt_conn *c_base, uint32_t tenant, pt_stat_cb cb, void *ctx)
+{
+    sqlite_conn *c = (sqlite_conn *)c_base;
+    if (!cb) return PT_ERR_INVALID;
+    struct stat_scan a = {cb, ctx};
+    sqlite3_stmt *st;
+    int rc = stmt_get(c, S_STATS_LIST, &st);
+    b_i64(st, &rc, 1, tenant);
+    pt_result r = rc == SQLITE_OK ? scan_rows(c, st, "statistics list", visit_stat, &a)
+                                  : fail(c, rc, NULL, "statistics list");
+    stmt_put(c, S_STATS_LIST, st);
+    return r;
+}
+
+/* ------------------------------------------------------------------------
  * The dispatch table. */
 
 static int sq_accepts(const char *url)
@@ -2472,4 +3021,22 @@ const pt_store_ops pt_sqlite_ops = {
     .db_log_key_add = sq_db_log_key_add,
     .db_log_key_list = sq_db_log_key_list,
     .db_log_node_list = sq_db_log_node_list,
+    .db_subject_resolve = sq_db_subject_resolve,
+    .db_alias_insert = sq_db_alias_insert,
+    .db_alias_get = sq_db_alias_get,
+    .db_alias_repoint = sq_db_alias_repoint,
+    .db_alias_list = sq_db_alias_list,
+    .db_alias_scan = sq_db_alias_scan,
+    .db_ident_move = sq_db_ident_move,
+    .db_state_delete_subject = sq_db_state_delete_subject,
+    .db_event_list_person = sq_db_event_list_person,
+    .db_subject_erase = sq_db_subject_erase,
+    .db_subject_erased_scan = sq_db_subject_erased_scan,
+    .db_subject_rewrap = sq_db_subject_rewrap,
+    .db_scrub = sq_db_scrub,
+    .db_backup = sq_db_backup,
+    .db_restore = sq_db_restore,
+    .db_stats_insert = sq_db_stats_insert,
+    .db_stats_count = sq_db_stats_count,
+    .db_stats_list = sq_db_stats_list,
 };

@@ -310,3 +310,101 @@ pt_result pt_db_log_node_list(pt_conn *c, uint32_t tenant, pt_log_node_cb cb, vo
 {
     return c->ops->db_log_node_list(c, tenant, cb, ctx);
 }
+
+pt_result pt_db_subject_resolve(pt_conn *c, const uint8_t id[PT_ID_BYTES], pt_subject_rec *out)
+{
+    return c->ops->db_subject_resolve(c, id, out);
+}
+
+pt_result pt_db_alias_insert(pt_conn *c, pt_alias_rec *r, pt_err *err)
+{
+    return c->ops->db_alias_insert(c, r, err);
+}
+
+pt_result pt_db_alias_get(pt_conn *c, const uint8_t id[PT_ID_BYTES], pt_alias_rec *out)
+{
+    return c->ops->db_alias_get(c, id, out);
+}
+
+pt_result pt_db_alias_repoint(pt_conn *c, const uint8_t from[PT_ID_BYTES],
+                              const uint8_t to[PT_ID_BYTES], pt_err *err)
+{
+    return c->ops->db_alias_repoint(c, from, to, err);
+}
+
+pt_result pt_db_alias_list(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_alias_cb cb,
+                           void *ctx)
+{
+    return c->ops->db_alias_list(c, subject, cb, ctx);
+}
+
+pt_result pt_db_alias_scan(pt_conn *c, int64_t after_seq, pt_alias_cb cb, void *ctx)
+{
+    return c->ops->db_alias_scan(c, after_seq, cb, ctx);
+}
+
+pt_result pt_db_ident_move(pt_conn *c, uint32_t tenant, int type,
+                           const uint8_t blind[PT_BLIND_BYTES], const uint8_t subject[PT_ID_BYTES],
+                           const uint8_t *value, size_t len, pt_err *err)
+{
+    return c->ops->db_ident_move(c, tenant, type, blind, subject, value, len, err);
+}
+
+pt_result pt_db_state_delete_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_err *err)
+{
+    return c->ops->db_state_delete_subject(c, subject, err);
+}
+
+pt_result pt_db_event_list_person(pt_conn *c, const uint8_t subject[PT_ID_BYTES],
+                                  int64_t after_seq, uint32_t limit, pt_event_cb cb, void *ctx)
+{
+    return c->ops->db_event_list_person(c, subject, after_seq, limit, cb, ctx);
+}
+
+pt_result pt_db_subject_erase(pt_conn *c, const uint8_t id[PT_ID_BYTES], int64_t at,
+                              int64_t *identifiers, pt_err *err)
+{
+    return c->ops->db_subject_erase(c, id, at, identifiers, err);
+}
+
+pt_result pt_db_subject_erased_scan(pt_conn *c, int64_t after_seq, pt_erased_cb cb, void *ctx)
+{
+    return c->ops->db_subject_erased_scan(c, after_seq, cb, ctx);
+}
+
+pt_result pt_db_subject_rewrap(pt_conn *c, const uint8_t id[PT_ID_BYTES], uint32_t epoch,
+                               const uint8_t wrapped[PT_WRAPPED_KEY_BYTES], pt_err *err)
+{
+    return c->ops->db_subject_rewrap(c, id, epoch, wrapped, err);
+}
+
+pt_result pt_db_scrub(pt_conn *c, pt_err *err)
+{
+    return c->ops->db_scrub(c, err);
+}
+
+pt_result pt_db_backup(pt_conn *c, const char *dest, pt_err *err)
+{
+    return c->ops->db_backup(c, dest, err);
+}
+
+pt_result pt_db_restore(pt_conn *c, const char *src, pt_err *err)
+{
+    return c->ops->db_restore(c, src, err);
+}
+
+pt_result pt_db_stats_insert(pt_conn *c, const pt_stat_rec *r, pt_err *err)
+{
+    return c->ops->db_stats_insert(c, r, err);
+}
+
+pt_result pt_db_stats_count(pt_conn *c, uint32_t tenant, const char *age, const char *region,
+                            const char *sex, int64_t *out)
+{
+    return c->ops->db_stats_count(c, tenant, age, region, sex, out);
+}
+
+pt_result pt_db_stats_list(pt_conn *c, uint32_t tenant, pt_stat_cb cb, void *ctx)
+{
+    return c->ops->db_stats_list(c, tenant, cb, ctx);
+}

@@ -62,6 +62,11 @@ typedef struct pt_purpose_rec {
     char title[PT_TITLE_MAX + 1];
     char description[PT_DESCRIPTION_MAX + 1];
     char dpv[PT_DPV_MAX + 1]; /* W3C DPV purpose term, may be "" */
+    /* legitimate interest: the published assessment (a notice) it rests on;
+     * "" for other bases */
+    char assessment[PT_NOTICE_NAME_MAX + 1];
+    char assessment_version[PT_NOTICE_VERSION_MAX + 1];
+    char assessment_sha256[PT_SHA256_HEX];
     int64_t created_at;
     int64_t updated_at;
 } pt_purpose_rec;
@@ -294,5 +299,105 @@ pt_result pt_db_log_head_list(pt_conn *c, pt_log_head_cb cb, void *ctx); /* by t
  * a key already there. */
 pt_result pt_db_log_key_add(pt_conn *c, const char *verifier, int64_t at, pt_err *err);
 pt_result pt_db_log_key_list(pt_conn *c, pt_log_key_cb cb, void *ctx);
+
+/* ---- identity across devices (service/identity.c) ----
+ * A merge folds one subject into another (the survivor). The merged id
+ * keeps answering: an alias row maps it to the survivor, one hop (a
+ * survivor merged in turn has its aliases repointed). The merged subject's
+ * row stays, with its key: its events keep their subject id and their
+ * evidence stays sealed under that key. */
+typedef struct pt_alias_rec {
+    int64_t seq;                   /* set by alias_insert; grows with commits (cache sync) */
+    uint8_t id[PT_ID_BYTES];       /* the merged subject's id */
+    uint32_t tenant;
+    uint8_t subject[PT_ID_BYTES];  /* the survivor it answers as */
+    uint8_t merge[PT_ID_BYTES];    /* the merge: ref of its proof-log leaf */
+    int64_t merged_at;
+} pt_alias_rec;
+typedef int (*pt_alias_cb)(void *ctx, const pt_alias_rec *r);
+
+/* Like subject_get, but an id merged into another subject loads the
+ * survivor (out->id is then the survivor's). NOT_FOUND. */
+pt_result pt_db_subject_resolve(pt_conn *c, const uint8_t id[PT_ID_BYTES], pt_subject_rec *out);
+pt_result pt_db_alias_insert(pt_conn *c, pt_alias_rec *r, pt_err *err); /* sets r->seq; CONFLICT */
+pt_result pt_db_alias_get(pt_conn *c, const uint8_t id[PT_ID_BYTES], pt_alias_rec *out); /* NOT_FOUND */
+/* Every alias answering as `from` now answers as `to` (from merged into to). */
+pt_result pt_db_alias_repoint(pt_conn *c, const uint8_t from[PT_ID_BYTES],
+                              const uint8_t to[PT_ID_BYTES], pt_err *err);
+/* The aliases answering as subject, by seq. */
+pt_result pt_db_alias_list(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_alias_cb cb,
+                           void *ctx);
+/* Every alias with seq > after_seq, ascending (cache sync, migration). */
+pt_result pt_db_alias_scan(pt_conn *c, int64_t after_seq, pt_alias_cb cb, void *ctx);
+/* Gives an identifier to another subject, its value sealed anew for it
+ * (value borrowed). NOT_FOUND if no such identifier. */
+pt_result pt_db_ident_move(pt_conn *c, uint32_t tenant, int type,
+                           const uint8_t blind[PT_BLIND_BYTES], const uint8_t subject[PT_ID_BYTES],
+                           const uint8_t *value, size_t len, pt_err *err);
+/* Deletes every consent state row of a subject (its consents moved to a survivor). */
+pt_result pt_db_state_delete_subject(pt_conn *c, const uint8_t subject[PT_ID_BYTES], pt_err *err);
+/* Events of a subject and of every id merged into it, seq > after_seq,
+ * ascending, at most limit (0 = all): a person's whole history. */
+pt_result pt_db_event_list_person(pt_conn *c, const uint8_t subject[PT_ID_BYTES],
+                                  int64_t after_seq, uint32_t limit, pt_event_cb cb, void *ctx);
+
+/* ---- erasure, backups, key rotation (service/erasure.c, service/backup.c) ---- */
+/* Crypto-shreds a live subject in this transaction: its wrapped data key
+ * and sealed profile become NULL, erased_at and updated_at are set, and
+ * its identifier rows (sealed values and blind-index entries) are deleted.
+ * The subject row and its events stay (the ledger's proof). *identifiers
+ * (may be NULL) gets the number of identifier rows deleted. NOT_FOUND if
+ * there is no such subject or it is erased already. */
+pt_result pt_db_subject_erase(pt_conn *c, const uint8_t id[PT_ID_BYTES], int64_t at,
+                              int64_t *identifiers, pt_err *err);
+/* Every erasure gets the next erasure seq (writers are serialised, so seq
+ * order is commit order). Subjects with erasure seq > after_seq, ascending,
+ * without profile: lets a node see erasures made by another process or
+ * node (cache sync). */
+typedef int (*pt_erased_cb)(void *ctx, const pt_subject_rec *r, int64_t erased_seq);
+pt_result pt_db_subject_erased_scan(pt_conn *c, int64_t after_seq, pt_erased_cb cb, void *ctx);
+/* Replaces a live subject's wrapped data key (KEK rotation). NOT_FOUND if
+ * absent or erased. */
+pt_result pt_db_subject_rewrap(pt_conn *c, const uint8_t id[PT_ID_BYTES], uint32_t epoch,
+                               const uint8_t wrapped[PT_WRAPPED_KEY_BYTES], pt_err *err);
+/* Called outside a transaction, after a commit that deleted personal data:
+ * drops the old copies of changed pages that the backend can reach.
+ * SQLite: a WAL checkpoint with TRUNCATE (with secure_delete on, the
+ * database file then holds zeros where the data was, and the -wal file is
+ * empty). PostgreSQL: starts a VACUUM of subjects and identifiers on a
+ * connection of its own and returns (see docs/architecture.md for what it
+ * cannot reach). */
+pt_result pt_db_scrub(pt_conn *c, pt_err *err);
+/* A consistent online copy of the whole database into the new file dest,
+ * fsynced (SQLite: VACUUM INTO). PostgreSQL: PT_ERR_INVALID (pg_dump or
+ * PITR is the tool). */
+pt_result pt_db_backup(pt_conn *c, const char *dest, pt_err *err);
+/* Replaces this database's whole content with that of the database file
+ * src, in one transaction (SQLite's backup API). PostgreSQL:
+ * PT_ERR_INVALID. */
+pt_result pt_db_restore(pt_conn *c, const char *src, pt_err *err);
+
+/* ---- statistics of anonymised people (service/anonymise.c) ----
+ * A record holds no identifier: only generalised quasi-identifiers (see
+ * core/kanon.h), k-anonymous as a table, and the person's purpose states
+ * at anonymisation (a compact JSON object, purpose -> state name). */
+#define PT_STAT_AGE_MAX 8
+#define PT_STAT_REGION_MAX 48
+#define PT_STAT_SEX_MAX 7
+#define PT_STAT_STATES_MAX 4096
+typedef struct pt_stat_rec {
+    uint32_t tenant;
+    char age[PT_STAT_AGE_MAX + 1];
+    char region[PT_STAT_REGION_MAX + 1];
+    char sex[PT_STAT_SEX_MAX + 1];
+    const char *states; /* borrowed both ways */
+    int64_t created_at;
+} pt_stat_rec;
+typedef int (*pt_stat_cb)(void *ctx, const pt_stat_rec *r);
+pt_result pt_db_stats_insert(pt_conn *c, const pt_stat_rec *r, pt_err *err);
+/* Records of the tenant with exactly these generalised values. */
+pt_result pt_db_stats_count(pt_conn *c, uint32_t tenant, const char *age, const char *region,
+                            const char *sex, int64_t *out);
+pt_result pt_db_stats_list(pt_conn *c, uint32_t tenant, pt_stat_cb cb, void *ctx);
 
 #endif

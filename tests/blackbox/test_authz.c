@@ -189,6 +189,53 @@ static void fx_receipt(fx_req *q)
     q->path = bb_fmt("/v1/receipts/%s", a_event());
 }
 
+/* Identity, access, rectification (identity.c, rights.c): each build gets
+ * fresh people, so that a write that happened shows in its probe only. */
+static void fx_identifier_link(fx_req *q)
+{
+    const char *s = bb_create_subject(ADMIN, bb_fmt("%s@a.example.com", bb_unique("authz-link")));
+    const char *cookie = bb_unique("authz-cookie");
+    q->path = bb_fmt("/v1/subjects/%s/identifiers", s);
+    q->body = bb_fmt("{\"type\":\"cookie\",\"value\":\"%s\"}", cookie);
+    q->probe_path = bb_fmt("/v1/subjects?identifier_type=cookie&identifier=%s", bb_urlencode(cookie));
+    q->probe_needle = bb_fmt("\"%s\"", s);
+}
+
+static void fx_subject_merge(fx_req *q)
+{
+    const char *keep = bb_create_subject(ADMIN, bb_fmt("%s@a.example.com", bb_unique("authz-keep")));
+    const char *from = bb_create_subject(ADMIN, bb_fmt("%s@a.example.com", bb_unique("authz-from")));
+    q->path = bb_fmt("/v1/subjects/%s/merge", keep);
+    q->body = bb_fmt("{\"from\":\"%s\"}", from);
+    /* once merged, the old id answers as the survivor */
+    q->probe_path = bb_fmt("/v1/subjects/%s", from);
+    q->probe_needle = bb_fmt("\"subject\":\"%s\"", keep);
+}
+
+static void fx_subject_export(fx_req *q)
+{
+    q->path = bb_fmt("/v1/subjects/%s/export", a_subject());
+}
+
+static void fx_subject_rectify(fx_req *q)
+{
+    const char *nick = bb_unique("authz-nick");
+    q->path = bb_fmt("/v1/subjects/%s", a_subject());
+    q->body = bb_fmt("{\"profile\":{\"nickname\":\"%s\"}}", nick);
+    q->probe_path = q->path;
+    q->probe_needle = bb_fmt("\"%s\"", nick);
+}
+
+/* Erasure (erasure.c): a fresh person per build; the write happened iff
+ * the subject now reads erased. */
+static void fx_subject_erase(fx_req *q)
+{
+    const char *s = bb_create_subject(ADMIN, bb_fmt("%s@a.example.com", bb_unique("authz-erase")));
+    q->path = bb_fmt("/v1/subjects/%s", s);
+    q->probe_path = q->path;
+    q->probe_needle = "\"erased_at\"";
+}
+
 #define ANY "admin,operator,marketing,auditor,recipient"
 #define READERS "admin,operator,marketing,auditor"
 
@@ -222,6 +269,12 @@ static const struct fixture {
     {"GET /v1/log/proof/consistency", "admin,auditor", fx_log_consistency},
     {"GET /v1/log/leaves", "admin,auditor", fx_log_leaves},
     {"GET /v1/receipts/{event}", "admin,operator,auditor", fx_receipt},
+    {"POST /v1/subjects/{subject}/identifiers", "admin,operator", fx_identifier_link},
+    {"POST /v1/subjects/{subject}/merge", "admin,operator", fx_subject_merge},
+    {"GET /v1/subjects/{subject}/export", "admin,operator", fx_subject_export},
+    {"PATCH /v1/subjects/{subject}", "admin,operator", fx_subject_rectify},
+    {"DELETE /v1/subjects/{subject}", "admin,operator", fx_subject_erase},
+    {"GET /v1/stats", READERS, fx_same},
 };
 #define NFIXTURES (sizeof FIXTURES / sizeof FIXTURES[0])
 
@@ -747,4 +800,68 @@ Test(authz, other_tenant_notice_is_404_and_the_same_version_is_independent)
     bb_resp *aa = bb_get(bb_fmt("/v1/notices/%s/1", name), ADMIN);
     bb_assert_json(aa, 200);
     cr_assert_str_eq(bb_jstr(aa->json, "text"), "A's text");
+}
+
+Test(authz, other_tenant_subject_is_404_on_the_identity_and_rights_routes)
+{
+    const char *email;
+    const char *s = b_subject(&email);
+    json_t *before = b_view(s);
+    const char *mine = a_subject();
+    const char *roles[] = {"admin", "operator"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *k = bb_key(roles[i]);
+        bb_resp *x = bb_get(bb_fmt("/v1/subjects/%s/export", s), k);
+        bb_assert_problem(x, 404, "subject");
+        cr_assert_null(strstr(x->body, "@b.example.com"), "leaks B's data: %s", x->body);
+        /* linking to B's person */
+        bb_assert_problem(bb_send("POST", bb_fmt("/v1/subjects/%s/identifiers", s), k,
+                                  json_pack("{s:s, s:s}", "type", "cookie", "value",
+                                            bb_unique("b-cookie"))),
+                          404, "subject");
+        bb_assert_problem(bb_send("PATCH", bb_fmt("/v1/subjects/%s", s), k,
+                                  json_pack("{s:{s:s}}", "profile", "name", "Mallory")),
+                          404, "subject");
+        /* merging B's person into A's, or A's into B's */
+        bb_assert_problem(bb_send("POST", bb_fmt("/v1/subjects/%s/merge", mine), k,
+                                  json_pack("{s:s}", "from", s)),
+                          404, "from");
+        bb_assert_problem(bb_send("POST", bb_fmt("/v1/subjects/%s/merge", s), k,
+                                  json_pack("{s:s}", "from", mine)),
+                          404, "subject");
+    }
+    assert_b_unchanged(s, before);
+    /* B's e-mail is no business of A's: A may hold it too, and no 409
+     * reveals that B does */
+    const char *other = bb_create_subject(ADMIN, NULL);
+    bb_resp *l = bb_send("POST", bb_fmt("/v1/subjects/%s/identifiers", other), ADMIN,
+                         json_pack("{s:s, s:s}", "type", "email", "value", email));
+    bb_assert_json(l, 201);
+    cr_assert_str_eq(bb_jstr(l->json, "subject"), other);
+    /* check by B's identifier in A: A's own person, not B's */
+    bb_resp *c2 = bb_get(bb_fmt("/v1/check?identifier_type=email&identifier=%s&purpose=marketing",
+                                bb_urlencode(email)),
+                         ADMIN);
+    bb_assert_json(c2, 200);
+    cr_assert_str_eq(bb_jstr(c2->json, "subject"), other, "%s", c2->body);
+    cr_assert_str_eq(bb_jstr(c2->json, "reason"), "no_consent", "%s", c2->body);
+    /* check by an identifier of B's that A does not hold: nobody in A */
+    const char *bcookie = bb_unique("b-only-cookie");
+    bb_assert_json(bb_send("POST", bb_fmt("/v1/subjects/%s/identifiers", s), KEY_B,
+                           json_pack("{s:s, s:s}", "type", "cookie", "value", bcookie)),
+                   201);
+    before = b_view(s);
+    bb_resp *c = bb_get(bb_fmt("/v1/check?identifier_type=cookie&identifier=%s&purpose=marketing",
+                               bb_urlencode(bcookie)),
+                        ADMIN);
+    bb_assert_json(c, 200);
+    cr_assert(!bb_jbool(c->json, "allowed"), "%s", c->body);
+    cr_assert_str_eq(bb_jstr(c->json, "reason"), "unknown_subject", "%s", c->body);
+    cr_assert(bb_jnull(c->json, "subject"), "%s", c->body);
+    assert_b_unchanged(s, before);
+    /* A's own subject is as it was: B's profile did not arrive */
+    bb_resp *g = bb_get(bb_fmt("/v1/subjects/%s", mine), ADMIN);
+    bb_assert_json(g, 200);
+    cr_assert_str_eq(bb_jstr(g->json, "subject"), mine);
+    cr_assert_null(strstr(g->body, "Mallory"));
 }

@@ -123,6 +123,9 @@ for body in \
   st=$(http POST "$P" /v1/consents "$body")
   [ "$st" = 201 ] && ok "consent (http)" || no "consent (http): $st $(cat body.json)"
 done
+# a merge (identity.c): SUB3 answers as SUB2 from now on, on both sides
+st=$(http POST "$P" "/v1/subjects/$SUB2/merge" "{\"from\":\"$SUB3\"}")
+[ "$st" = 200 ] && ok "merge (http)" || no "merge (http): $st $(cat body.json)"
 kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null
 PIDS=("${PIDS[@]:0:${#PIDS[@]}-1}")
 
@@ -168,6 +171,12 @@ jq -S . body.json > pg-sub.json
 http GET "$A" "/v1/subjects/$SUB2" >/dev/null
 jq -S . body.json > sq-sub.json
 check "subject document identical" cmp -s sq-sub.json pg-sub.json
+st=$(http GET "$B" "/v1/subjects/$SUB3")
+[ "$st" = 200 ] && [ "$(jq -r .subject body.json)" = "$SUB2" ] && ok "a merged id answers as its survivor on postgres" || no "a merged id on postgres: $st $(cat body.json)"
+http GET "$A" "/v1/subjects/$SUB3/export" >/dev/null; jq -S 'del(.exported_at)' body.json > x1.json
+http GET "$B" "/v1/subjects/$SUB3/export" >/dev/null; jq -S 'del(.exported_at)' body.json > x2.json
+check "export through a merged id identical" cmp -s x1.json x2.json
+check "the export holds the merge" test "$(jq -r '.merges[0].subject' x2.json)" = "$SUB3"
 st=$(http GET "$B" "/v1/subjects?identifier_type=email&identifier=anna@example.it")
 [ "$st" = 200 ] && [ "$(jq -r .subject body.json)" = "$SUB1" ] && ok "lookup by identifier on postgres" || no "lookup by identifier on postgres: $st $(cat body.json)"
 

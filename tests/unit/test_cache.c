@@ -105,3 +105,52 @@ Test(cache, concurrent_writers)
     }
     pt_cache_free(c);
 }
+
+/* A merged id answers as its survivor (identity across devices). */
+Test(cache, alias_answers_as_the_survivor)
+{
+    pt_cache *c = pt_cache_new();
+    cr_assert_not_null(c);
+    uint8_t a[PT_ID_BYTES], b[PT_ID_BYTES], d[PT_ID_BYTES], nobody[PT_ID_BYTES];
+    id_of(1, a);
+    id_of(2, b);
+    id_of(3, d);
+    id_of(4, nobody);
+    cr_assert_eq(pt_cache_subject_put(c, a, 7, false), 0);
+    cr_assert_eq(pt_cache_subject_put(c, b, 7, false), 0);
+    pt_consent_state sa = {.purpose_idx = 1, .state = PT_ST_GRANTED, .granted_at = 10};
+    pt_consent_state sb = {.purpose_idx = 1, .state = PT_ST_WITHDRAWN, .decided_at = 20};
+    cr_assert_eq(pt_cache_state_put(c, a, &sa), 0);
+    cr_assert_eq(pt_cache_state_put(c, b, &sb), 0);
+    /* b merged into a: b's own states are gone, it reads a's */
+    cr_assert_eq(pt_cache_alias_put(c, b, a, 7), 0);
+    pt_cache_hit h;
+    pt_cache_get(c, b, 1, &h);
+    cr_assert(h.known && h.has_state && !h.erased);
+    cr_assert_eq(h.tenant, 7);
+    cr_assert_eq(h.st.state, PT_ST_GRANTED);
+    /* a later change of the survivor shows through the old id */
+    sa.state = PT_ST_DENIED;
+    cr_assert_eq(pt_cache_state_put(c, a, &sa), 0);
+    pt_cache_get(c, b, 1, &h);
+    cr_assert_eq(h.st.state, PT_ST_DENIED);
+    /* a state put on the old id (a late sync) changes nothing */
+    cr_assert_eq(pt_cache_state_put(c, b, &sb), 0);
+    pt_cache_get(c, b, 1, &h);
+    cr_assert_eq(h.st.state, PT_ST_DENIED);
+    /* a re-put of the old subject row keeps it an alias */
+    cr_assert_eq(pt_cache_subject_put(c, b, 7, false), 0);
+    pt_cache_get(c, b, 1, &h);
+    cr_assert_eq(h.st.state, PT_ST_DENIED);
+    /* chains: a merged into d, b follows through a; an erased survivor is erased */
+    cr_assert_eq(pt_cache_subject_put(c, d, 7, true), 0);
+    cr_assert_eq(pt_cache_alias_put(c, a, d, 7), 0);
+    pt_cache_get(c, b, 1, &h);
+    cr_assert(h.known && h.erased && !h.has_state);
+    /* an alias of nobody known is nobody; a cycle ends */
+    cr_assert_eq(pt_cache_alias_put(c, nobody, nobody, 7), 0);
+    pt_cache_get(c, nobody, 1, &h);
+    cr_assert(!h.known);
+    cr_assert_eq(pt_cache_subjects(c), 4);
+    pt_cache_free(c);
+}

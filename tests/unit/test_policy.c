@@ -195,3 +195,116 @@ Test(policy, purpose_names)
     longname[64] = 0;
     cr_assert(pt_purpose_name_valid(longname));
 }
+
+/* ---- merging two people: the most recent explicit decision wins ---- */
+
+static pt_consent_state granted_at(int64_t t, uint8_t ch, uint8_t ev_byte)
+{
+    pt_consent_state st = {0};
+    pt_event_in e = ev(PT_ACT_GRANT, ch, t);
+    memset(e.event, ev_byte, sizeof e.event);
+    return apply_ok(&MARKETING, st, e, true);
+}
+
+static pt_consent_state decided(pt_action a, int64_t t, uint8_t ev_byte)
+{
+    pt_consent_state st = {0};
+    pt_event_in e = ev(a, 0, t);
+    memset(e.event, ev_byte, sizeof e.event);
+    return apply_ok(&MARKETING, st, e, true);
+}
+
+Test(policy, merge_nothing_recorded_on_either_side)
+{
+    pt_consent_state out, none = {0};
+    memset(&out, 0xaa, sizeof out);
+    cr_assert_eq(pt_policy_merge(NULL, NULL, &out), PT_MERGE_NONE);
+    cr_assert_eq(out.state, PT_ST_NONE);
+    cr_assert_eq(pt_policy_merge(&none, &none, &out), PT_MERGE_NONE);
+    cr_assert_eq(out.decided_at, 0);
+}
+
+Test(policy, merge_one_side_only_is_taken_as_it_is)
+{
+    pt_consent_state g = granted_at(100, PT_CH_EMAIL, 7), none = {0}, out;
+    cr_assert_eq(pt_policy_merge(NULL, &g, &out), PT_MERGE_FROM);
+    cr_assert(memcmp(&out, &g, sizeof g) == 0);
+    cr_assert_eq(pt_policy_merge(&none, &g, &out), PT_MERGE_FROM);
+    cr_assert_eq(pt_policy_merge(&g, NULL, &out), PT_MERGE_KEEP);
+    cr_assert(memcmp(&out, &g, sizeof g) == 0);
+    cr_assert_eq(pt_policy_merge(&g, &none, &out), PT_MERGE_KEEP);
+}
+
+Test(policy, merge_most_recent_decision_wins_either_way)
+{
+    pt_consent_state g = granted_at(100, 0, 1), w = decided(PT_ACT_WITHDRAW, 200, 2), out;
+    /* a later withdrawal on the other device stands */
+    cr_assert_eq(pt_policy_merge(&g, &w, &out), PT_MERGE_FROM);
+    cr_assert_eq(out.state, PT_ST_WITHDRAWN);
+    cr_assert_eq(pt_policy_merge(&w, &g, &out), PT_MERGE_KEEP);
+    cr_assert_eq(out.state, PT_ST_WITHDRAWN);
+    /* and a later grant beats an older denial */
+    pt_consent_state d = decided(PT_ACT_DENY, 50, 3);
+    cr_assert_eq(pt_policy_merge(&d, &g, &out), PT_MERGE_FROM);
+    cr_assert_eq(out.state, PT_ST_GRANTED);
+    cr_assert_eq(out.event[0], 1, "the deciding event comes with the decision");
+    cr_assert_eq(pt_policy_merge(&g, &d, &out), PT_MERGE_KEEP);
+    cr_assert_eq(out.state, PT_ST_GRANTED);
+}
+
+Test(policy, merge_expired_grant_stays_expired)
+{
+    int64_t now = 100 + 800 * DAY; /* past the 730-day validity of a grant at 100 */
+    pt_consent_state old = granted_at(100, 0, 1), out;
+    cr_assert_eq(pt_policy_effective(&MARKETING, &old, now), PT_ST_EXPIRED);
+    /* alone: kept as it is, not re-dated to the merge */
+    cr_assert_eq(pt_policy_merge(NULL, &old, &out), PT_MERGE_FROM);
+    cr_assert_eq(out.expires_at, old.expires_at);
+    cr_assert_eq(out.granted_at, 100);
+    cr_assert_eq(pt_policy_effective(&MARKETING, &out, now), PT_ST_EXPIRED);
+    /* the most recent decision, even expired, is the decision: an older
+     * grant that would still run (a longer validity then) does not revive it */
+    pt_purpose_rule longer = MARKETING;
+    longer.validity_days = 3650;
+    pt_consent_state older_long = apply_ok(&longer, (pt_consent_state){0},
+                                           ev(PT_ACT_GRANT, 0, 50), true);
+    cr_assert_eq(pt_policy_effective(&longer, &older_long, now), PT_ST_GRANTED);
+    cr_assert_eq(pt_policy_merge(&older_long, &old, &out), PT_MERGE_FROM);
+    cr_assert_eq(pt_policy_effective(&MARKETING, &out, now), PT_ST_EXPIRED);
+    /* an expired grant older than a withdrawal loses */
+    pt_consent_state w = decided(PT_ACT_WITHDRAW, 200, 2);
+    cr_assert_eq(pt_policy_merge(&w, &old, &out), PT_MERGE_KEEP);
+    cr_assert_eq(out.state, PT_ST_WITHDRAWN);
+}
+
+Test(policy, merge_tie_refusal_beats_grant_else_survivor)
+{
+    pt_consent_state g = granted_at(100, 0, 1), d = decided(PT_ACT_DENY, 100, 2), out;
+    cr_assert_eq(pt_policy_merge(&g, &d, &out), PT_MERGE_FROM);
+    cr_assert_eq(out.state, PT_ST_DENIED);
+    cr_assert_eq(pt_policy_merge(&d, &g, &out), PT_MERGE_KEEP);
+    cr_assert_eq(out.state, PT_ST_DENIED);
+    pt_consent_state g2 = granted_at(100, PT_CH_SMS, 3);
+    cr_assert_eq(pt_policy_merge(&g, &g2, &out), PT_MERGE_KEEP);
+    cr_assert_eq(out.event[0], 1);
+}
+
+Test(policy, merge_never_combines_channels_or_revisions)
+{
+    pt_consent_state a = granted_at(100, PT_CH_EMAIL, 1), b = granted_at(200, PT_CH_SMS, 2), out;
+    b.revision = 0; /* granted under an older revision of the purpose */
+    cr_assert_eq(pt_policy_merge(&a, &b, &out), PT_MERGE_FROM);
+    cr_assert_eq(out.channels, PT_CH_SMS);
+    cr_assert_eq(out.revision, 0);
+    cr_assert_eq(pt_policy_effective(&MARKETING, &out, 300), PT_ST_RECONSENT_NEEDED);
+}
+
+Test(policy, merge_then_older_event_does_not_overturn)
+{
+    /* the merged state is a state like any other: an event older than its
+     * decision is history only */
+    pt_consent_state w = decided(PT_ACT_WITHDRAW, 500, 2), g = granted_at(100, 0, 1), out;
+    cr_assert_eq(pt_policy_merge(&g, &w, &out), PT_MERGE_FROM);
+    out = apply_ok(&MARKETING, out, ev(PT_ACT_GRANT, 0, 400), false);
+    cr_assert_eq(out.state, PT_ST_WITHDRAWN);
+}
