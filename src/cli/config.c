@@ -62,10 +62,14 @@ pt_result pt_config_set(pt_config *c, const char *key, const char *value, pt_err
                               "witness_interval must be 1 to %u seconds",
                               PT_WITNESS_INTERVAL_MAX);
         c->witness_interval = (unsigned)v;
+    } else if (strcmp(key, "erasure_journal") == 0) {
+        if (strlen(value) >= sizeof c->erasure_journal) goto toolong;
+        snprintf(c->erasure_journal, sizeof c->erasure_journal, "%s", value);
     } else {
         return pt_err_set(err, PT_ERR_INVALID, key,
                           "unknown setting '%s' (known: db, listen, threads, keyring, body_max, "
-                          "witness_url, witness_email, witness_from, smtp_url, witness_interval)",
+                          "witness_url, witness_email, witness_from, smtp_url, witness_interval, "
+                          "erasure_journal)",
                           key);
     }
     return PT_OK;
@@ -122,7 +126,8 @@ pt_result pt_config_load(pt_config *c, const char *path, pt_err *err)
                {"PATTO_WITNESS_EMAIL", "witness_email"},
                {"PATTO_WITNESS_FROM", "witness_from"},
                {"PATTO_SMTP_URL", "smtp_url"},
-               {"PATTO_WITNESS_INTERVAL", "witness_interval"}};
+               {"PATTO_WITNESS_INTERVAL", "witness_interval"},
+               {"PATTO_ERASURE_JOURNAL", "erasure_journal"}};
     for (size_t i = 0; i < sizeof ENV / sizeof ENV[0]; i++) {
         const char *v = getenv(ENV[i].env);
         if (v && *v) {
@@ -153,6 +158,22 @@ void pt_config_keyring_path(const pt_config *c, char *out, size_t cap)
     if (strncmp(db, "sqlite:", 7) == 0) db += 7;
     if (strncmp(db, "file:", 5) == 0) db += 5;
     snprintf(out, cap, "%s.keyring", db);
+}
+
+void pt_config_erasure_journal_path(const pt_config *c, char *out, size_t cap)
+{
+    if (cap) out[0] = '\0';
+    if (strcmp(c->erasure_journal, "none") == 0) return;
+    if (c->erasure_journal[0]) {
+        snprintf(out, cap, "%s", c->erasure_journal);
+        return;
+    }
+    /* a PostgreSQL database has no file to put it next to: none unless set */
+    if (db_is_postgres(c->db)) return;
+    const char *db = c->db;
+    if (strncmp(db, "sqlite:", 7) == 0) db += 7;
+    if (strncmp(db, "file:", 5) == 0) db += 5;
+    snprintf(out, cap, "%s.erasures", db);
 }
 
 pt_result pt_config_keyring(const pt_config *c, pt_keyring *kr, int flag_given, pt_err *err)

@@ -20,6 +20,9 @@ typedef struct pt_config {
     char witness_from[256];
     char smtp_url[1024]; /* may hold user:password: never printed */
     unsigned witness_interval; /* seconds */
+    /* erasure journal (service/erasure.c): "" = DB.erasures for SQLite,
+     * none for PostgreSQL; "none" = none */
+    char erasure_journal[1024];
 } pt_config;
 
 void pt_config_defaults(pt_config *c);
@@ -30,6 +33,8 @@ pt_result pt_config_load(pt_config *c, const char *path, pt_err *err);
 pt_result pt_config_set(pt_config *c, const char *key, const char *value, pt_err *err);
 /* The keyring path for this config: explicit, or DB.keyring. */
 void pt_config_keyring_path(const pt_config *c, char *out, size_t cap);
+/* The erasure journal's path for this config, "" for none. */
+void pt_config_erasure_journal_path(const pt_config *c, char *out, size_t cap);
 /* Loads the keyring: from the file when given as a flag (flag_given),
  * else from PATTO_KEYRING_DATA if set, else from the keyring file. */
 pt_result pt_config_keyring(const pt_config *c, pt_keyring *kr, int flag_given, pt_err *err);

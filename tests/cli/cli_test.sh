@@ -148,5 +148,35 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "h
 kill -TERM $SP; wait $SP; [ $? -eq 0 ] && ok "SIGTERM exits 0" || no "SIGTERM exits 0"
 expect "serve bad listen" 2 "$BIN" serve --db d.db --listen nonsense
 
+# erasure, backup, restore, key rotation (tests/erasure has the byte scans)
+for c in subject backup restore keys; do
+  expect "$c --help" 0 "$BIN" $c --help
+  has "$c --help says usage" "usage: patto" out.txt
+done
+expect "subject without erase is usage" 2 "$BIN" subject --db d.db --tenant demo
+expect "subject erase needs a tenant" 2 "$BIN" subject erase --db d.db "$P1"
+expect "subject erase" 0 "$BIN" subject erase --db d.db --tenant demo "$P1"
+has "subject erase prints the receipt" '"data_key": true' out.txt
+has "the erasure is journaled" "erased $P1 demo" d.db.erasures
+expect "subject erase twice" 3 "$BIN" subject erase --db d.db --tenant demo "$P1"
+has "a second erasure says so" "erased already" err.txt
+expect "subject erase in another tenant" 3 "$BIN" subject erase --db d.db --tenant acme "$P1"
+expect "check after erase" 1 "$BIN" consent check --db d.db --tenant demo --subject "$P1" --purpose profiling
+has "check says subject_erased" "subject_erased" out.txt
+expect "backup" 0 "$BIN" backup --db d.db b.db
+[ "$(stat -c %a b.db)" = 600 ] && ok "backup is 0600" || no "backup is 0600"
+expect "backup refuses an existing file" 3 "$BIN" backup --db d.db b.db
+expect "backup refuses postgres" 3 "$BIN" backup --db postgres://u@127.0.0.1:1/x b2.db
+has "backup names pg_dump" "pg_dump" err.txt
+expect "restore" 0 "$BIN" restore --db r.db --keyring d.db.keyring --erasure-journal d.db.erasures b.db
+has "restore reports the journal" "erasure journal: 1 entries" err.txt
+expect "restore of a missing file" 3 "$BIN" restore --db r.db --keyring d.db.keyring nope.db
+expect "keys rotate" 0 "$BIN" keys rotate --db d.db
+has "keys rotate reports" "re-wrapped under key epoch 2" err.txt
+[ "$(grep -c '^kek ' d.db.keyring)" = 1 ] && grep -q '^kek 2 ' d.db.keyring && ok "the keyring holds epoch 2 only" || no "the keyring holds epoch 2 only"
+expect "export after rotation" 0 "$BIN" export --db d.db --tenant demo
+expect "restoring the pre-rotation backup is refused" 3 "$BIN" restore --db r2.db --keyring d.db.keyring b.db
+has "the refusal names the destroyed epoch" "no longer holds" err.txt
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
