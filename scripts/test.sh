@@ -3,7 +3,8 @@
 # black-box suite again on PostgreSQL, migration and two nodes on
 # PostgreSQL, unit and black-box tests under
 # ASan+UBSan (clang), the command line, the SIGKILL crash test, group
-# commits with failing ops, witnesses, storage fault tests, and a short
+# commits with failing ops, witnesses, storage fault tests, erasure (byte
+# scans, backup/restore, KEK rotation, two PostgreSQL nodes), and a short
 # fuzzing run.
 # Ends with one line "N passed, N failed" counting every test case.
 set -uo pipefail
@@ -102,6 +103,16 @@ passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 
 echo "== storage fault test"
 out=$(python3 tests/fault/fault_test.py build/patto 2>&1); echo "$out" | sed 's/^/   /'
+read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+
+echo "== erasure: byte scans, backup and restore, KEK rotation"
+out=$(python3 tests/erasure/erasure_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
+read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+
+echo "== erasure on PostgreSQL: two nodes, a restored pg_dump"
+out=$(python3 tests/erasure/pg_erasure_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
 read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 
