@@ -101,6 +101,11 @@ out=$(python3 tests/log/signer_test.py build/patto 2>&1); echo "$out" | grep -v 
 read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
 passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
 
+echo "== anonymisation: k-anonymous statistics, the lapsed shredded"
+out=$(python3 tests/anonymise/anonymise_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
+read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+
 echo "== storage fault test"
 out=$(python3 tests/fault/fault_test.py build/patto 2>&1); echo "$out" | sed 's/^/   /'
 read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)

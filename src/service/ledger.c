@@ -7,6 +7,7 @@
  * and the event keeps only its SHA-256 in clear. The hash is taken over
  * the canonical form (jansson compact, keys sorted), so that the proof of
  * what was collected survives an erasure of the person. */
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -304,7 +305,7 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
         pt_seal(dek, "events", "evidence", s.id, (const uint8_t *)a->evidence, n, sealed);
         e.evidence = sealed;
         e.evidence_len = n + PT_SEAL_OVERHEAD;
-        pt_sha256_hex(a->evidence, n, e.evidence_sha256);
+        pt_evidence_digest(dek, e.id, a->evidence, n, NULL, e.evidence_sha256);
     }
     rc = pt_db_event_insert(c, &e, err);
     if (rc != PT_OK) goto out;
@@ -341,6 +342,11 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
     }
     json_t *receipt =
         out ? pt_receipt_from_event(t.name, pt_basis_name(a->purpose.rule.basis), &e) : NULL;
+    if (out && !receipt) {
+        free(leaf);
+        rc = pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+        goto out;
+    }
     rc = pt_wctx_log(w, a->tenant, e.id, e.seq, leaf, leaf_len, receipt, err);
     free(leaf);
     if (rc != PT_OK) {
@@ -359,6 +365,12 @@ pt_result pt_consent_apply(pt_wctx *w, pt_consent_arg *a, json_t **out, pt_err *
                          pt_json_time_value(e.expires_at), "state",
                          pt_state_name(pt_policy_effective(&a->purpose.rule, &sr.st, now)),
                          "receipt", receipt);
+        /* json_pack releases receipt even when it fails; the pending leaf
+         * still points at it, so the op must fail (and drop that leaf) */
+        if (!*out) {
+            rc = pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
+            goto out;
+        }
     }
     rc = PT_OK;
 out:
@@ -503,7 +515,7 @@ pt_result pt_consent_check(pt_app *app, uint32_t tenant, const char *subject,
 
 json_t *pt_event_doc(const pt_event_rec *e, const uint8_t *dek)
 {
-    json_t *evidence = json_null();
+    json_t *evidence = json_null(), *salt_v = NULL;
     if (e->evidence && dek && e->evidence_len > PT_SEAL_OVERHEAD) {
         size_t n = e->evidence_len - PT_SEAL_OVERHEAD;
         char *plain = malloc(n + 1);
@@ -512,6 +524,13 @@ json_t *pt_event_doc(const pt_event_rec *e, const uint8_t *dek)
             plain[n] = '\0';
             json_t *v = json_loads(plain, 0, NULL);
             if (v) evidence = v;
+            /* the salt of evidence_sha256, so that the holder of the
+             * evidence can re-check the digest the proof log keeps */
+            uint8_t salt[PT_EVIDENCE_SALT_BYTES];
+            char check[PT_SHA256_HEX], hex[2 * PT_EVIDENCE_SALT_BYTES + 1];
+            pt_evidence_digest(dek, e->id, plain, n, salt, check);
+            sodium_bin2hex(hex, sizeof hex, salt, sizeof salt);
+            salt_v = json_string(hex);
             pt_wipe(plain, n);
         }
         free(plain);
@@ -519,7 +538,7 @@ json_t *pt_event_doc(const pt_event_rec *e, const uint8_t *dek)
     json_t *notice = e->notice[0] ? json_pack("{s:s, s:s, s:s}", "notice", e->notice, "version",
                                               e->notice_version, "sha256", e->notice_sha256)
                                   : json_null();
-    return json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I}", "event",
+    json_t *doc = json_pack("{s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I}", "event",
                      pt_json_id_value("evt", e->id), "subject", pt_json_id_value("sub", e->subject),
                      "purpose", e->purpose, "action", pt_action_name(e->action), "channels",
                      pt_json_channels_value(e->channels), "notice", notice, "collected_via",
@@ -528,6 +547,9 @@ json_t *pt_event_doc(const pt_event_rec *e, const uint8_t *dek)
                      "occurred_at", pt_json_time_value(e->occurred_at), "recorded_at",
                      pt_json_time_value(e->recorded_at), "expires_at",
                      pt_json_time_value(e->expires_at), "seq", (json_int_t)e->seq);
+    if (doc && salt_v) json_object_set_new(doc, "evidence_salt", salt_v);
+    else json_decref(salt_v);
+    return doc;
 }
 
 typedef struct states_ctx {

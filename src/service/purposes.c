@@ -18,7 +18,11 @@ typedef struct purpose_arg {
 
 static json_t *purpose_doc(const pt_purpose_rec *p)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:o, s:s, s:i, s:o, s:o}", "purpose", p->name,
+    json_t *assessment =
+        p->assessment[0] ? json_pack("{s:s, s:s, s:s}", "notice", p->assessment, "version",
+                                     p->assessment_version, "sha256", p->assessment_sha256)
+                         : json_null();
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:o, s:i, s:o, s:s, s:i, s:o, s:o}", "purpose", p->name,
                      "title", p->title, "description", p->description, "legal_basis",
                      pt_basis_name(p->rule.basis), "validity_days",
                      p->rule.validity_days ? json_integer(p->rule.validity_days) : json_null(),
@@ -27,6 +31,9 @@ static json_t *purpose_doc(const pt_purpose_rec *p)
                      (json_int_t)p->rule.revision, "created_at",
                      pt_json_time_value(p->created_at), "updated_at",
                      pt_json_time_value(p->updated_at));
+    if (d) json_object_set_new(d, "assessment", assessment);
+    else json_decref(assessment);
+    return d;
 }
 
 typedef struct max_idx {
@@ -72,6 +79,21 @@ static pt_result purpose_put_fn(pt_wctx *w, void *arg, pt_err *err)
     } else {
         return pt_err_set(err, rc, "", "cannot read purposes");
     }
+    if (p->assessment[0]) {
+        /* the assessment is a published text: its hash is what the purpose
+         * rests on, as a consent rests on the notice shown */
+        pt_notice_rec n;
+        memset(&n, 0, sizeof n);
+        rc = pt_db_notice_get(c, p->tenant, p->assessment, p->assessment_version, &n);
+        if (rc == PT_OK) memcpy(p->assessment_sha256, n.sha256, sizeof p->assessment_sha256);
+        pt_notice_rec_clear(&n);
+        if (rc == PT_ERR_NOT_FOUND)
+            return pt_err_set(err, PT_ERR_POLICY, "assessment",
+                              "assessment '%s' version '%s' is not published; publish it with "
+                              "POST /v1/notices first",
+                              p->assessment, p->assessment_version);
+        if (rc != PT_OK) return pt_err_set(err, rc, "", "cannot read notices");
+    }
     rc = pt_db_purpose_put(c, p, err);
     if (rc != PT_OK) return rc;
     pt_wctx_reload_catalog(w);
@@ -85,7 +107,10 @@ pt_result pt_purpose_put_prepare(pt_app *app, uint32_t tenant, const char *name,
     (void)app;
     static const char *const allowed[] = {"title",    "description",       "legal_basis",
                                           "validity_days", "channels", "renew_before_days",
-                                          "dpv",      NULL};
+                                          "dpv",      "assessment",        NULL};
+    static const char *const assessment_allowed[] = {"notice", "version", NULL};
+    static const char *const assessment_readonly[] = {"sha256", NULL};
+    const char *anotice = NULL, *aversion = NULL;
     static const char *const readonly[] = {"purpose", "revision", "created_at", "updated_at",
                                            "tenant", NULL};
     const char *title, *description, *basis, *dpv;
@@ -120,6 +145,29 @@ pt_result pt_purpose_put_prepare(pt_app *app, uint32_t tenant, const char *name,
     if (has_renew && (!has_validity || renew >= validity))
         return pt_err_set(err, PT_ERR_INVALID, "renew_before_days",
                           "renew_before_days needs validity_days and must be smaller");
+    /* Art. 6(1)(f): a legitimate interest is only as good as its documented
+     * balancing test, kept as a published, versioned, hashed text */
+    json_t *as = json_object_get(body, "assessment");
+    if (as && !json_is_null(as)) {
+        if (b != PT_BASIS_LEGITIMATE_INTEREST)
+            return pt_err_set(err, PT_ERR_INVALID, "assessment",
+                              "only a purpose based on legitimate_interest has an assessment");
+        if (!json_is_object(as))
+            return pt_err_set(err, PT_ERR_INVALID, "assessment",
+                              "assessment must be {\"notice\": NAME, \"version\": V}");
+        rc = pt_json_fields(as, "assessment.", assessment_allowed, assessment_readonly, err);
+        if (rc == PT_OK)
+            rc = pt_json_str(as, "assessment.", "notice", true, PT_NOTICE_NAME_MAX, &anotice, err);
+        if (rc == PT_OK)
+            rc = pt_json_str(as, "assessment.", "version", true, PT_NOTICE_VERSION_MAX, &aversion,
+                             err);
+        if (rc != PT_OK) return rc;
+    } else if (b == PT_BASIS_LEGITIMATE_INTEREST) {
+        return pt_err_set(err, PT_ERR_INVALID, "assessment",
+                          "a purpose based on legitimate_interest needs its assessment: "
+                          "{\"notice\": NAME, \"version\": V}, a text published with "
+                          "POST /v1/notices");
+    }
 
     purpose_arg *a = calloc(1, sizeof *a);
     if (!a) return pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
@@ -131,6 +179,10 @@ pt_result pt_purpose_put_prepare(pt_app *app, uint32_t tenant, const char *name,
     snprintf(p->title, sizeof p->title, "%s", title);
     snprintf(p->description, sizeof p->description, "%s", description ? description : "");
     snprintf(p->dpv, sizeof p->dpv, "%s", dpv ? dpv : "");
+    if (anotice) {
+        snprintf(p->assessment, sizeof p->assessment, "%s", anotice);
+        snprintf(p->assessment_version, sizeof p->assessment_version, "%s", aversion);
+    }
     p->rule.basis = (pt_basis)b;
     p->rule.validity_days = (uint32_t)validity;
     p->rule.renew_before_days =

@@ -715,10 +715,25 @@ Test(api, consent_by_identifier_creates_the_subject)
     cr_assert_str_eq(bb_jstr(ev0, "collected_via"), "web_form");
     json_t *want = bb_track_json(json_pack("{s:s, s:s}", "ip", "192.0.2.7", "ua", "blackbox"));
     cr_assert(json_equal(bb_jobj(ev0, "evidence"), want), "%s", js(ev0));
+    /* the digest is salted (evidence is guessable: an IP address); the
+     * salt comes with the decrypted evidence, so its holder can re-check */
     const char *canon = "{\"ip\":\"192.0.2.7\",\"ua\":\"blackbox\"}";
-    char sha[65];
-    bb_sha256_hex(canon, strlen(canon), sha);
+    const char *salt_hex = bb_jstr(ev0, "evidence_salt");
+    cr_assert_eq(strlen(salt_hex), 32, "%s", js(ev0));
+    unsigned char buf[256];
+    size_t n = 0;
+    for (size_t i = 0; i < 16; i++) {
+        unsigned v;
+        cr_assert_eq(sscanf(salt_hex + 2 * i, "%2x", &v), 1);
+        buf[n++] = (unsigned char)v;
+    }
+    memcpy(buf + n, canon, strlen(canon));
+    n += strlen(canon);
+    char sha[65], plain[65];
+    bb_sha256_hex(buf, n, sha);
     cr_assert_str_eq(bb_jstr(ev0, "evidence_sha256"), sha);
+    bb_sha256_hex(canon, strlen(canon), plain);
+    cr_assert_str_neq(bb_jstr(ev0, "evidence_sha256"), plain, "an unsalted digest is guessable");
 }
 
 Test(api, history_oldest_first_with_paging)
@@ -1088,10 +1103,39 @@ Test(api, log_proof_routes_answer_and_refuse_bad_queries)
 Test(api, objection_to_legitimate_interest_is_honoured_until_lifted)
 {
     char *name = bb_fmt("bb.li%ld", (long)getpid());
+    /* a legitimate interest rests on its published assessment */
+    bb_resp *miss = bb_send("PUT", bb_fmt("/v1/purposes/%s", name), ADMIN,
+                            json_pack("{s:s, s:s, s:[s]}", "title", "Surveys", "legal_basis",
+                                      "legitimate_interest", "channels", "email"));
+    bb_assert_problem(miss, 400, "assessment");
+    bb_resp *unpub = bb_send(
+        "PUT", bb_fmt("/v1/purposes/%s", name), ADMIN,
+        json_pack("{s:s, s:s, s:[s], s:{s:s, s:s}}", "title", "Surveys", "legal_basis",
+                  "legitimate_interest", "channels", "email", "assessment", "notice",
+                  "lia-never-published", "version", "1"));
+    bb_assert_problem(unpub, 422, "assessment");
+    bb_resp *on_consent = bb_send(
+        "PUT", bb_fmt("/v1/purposes/%s.c", name), ADMIN,
+        json_pack("{s:s, s:s, s:[s], s:{s:s, s:s}}", "title", "Surveys", "legal_basis",
+                  "consent", "channels", "email", "assessment", "notice", "x", "version", "1"));
+    bb_assert_problem(on_consent, 400, "assessment");
+    const char *lia = bb_fmt("lia-%s", name);
+    bb_resp *n = bb_send("POST", "/v1/notices", ADMIN,
+                         json_pack("{s:s, s:s, s:s, s:s}", "notice", lia, "version", "1",
+                                   "language", "en",
+                                   "text", "Legitimate interest assessment: purpose, necessity, "
+                                           "balancing; surveys of existing customers only."));
+    cr_assert(n->status == 201, "%ld %s", n->status, n->body);
     put_purpose(name,
-                json_pack("{s:s, s:s, s:[s,s]}", "title", "Customer satisfaction surveys",
-                          "legal_basis", "legitimate_interest", "channels", "email", "post"),
+                json_pack("{s:s, s:s, s:[s,s], s:{s:s, s:s}}", "title",
+                          "Customer satisfaction surveys", "legal_basis", "legitimate_interest",
+                          "channels", "email", "post", "assessment", "notice", lia, "version",
+                          "1"),
                 201);
+    bb_resp *pg = bb_get(bb_fmt("/v1/purposes/%s", name), ADMIN);
+    bb_assert_json(pg, 200);
+    cr_assert_str_eq(bb_jstr(bb_jobj(pg->json, "assessment"), "sha256"),
+                     bb_jstr(n->json, "sha256"), "%s", pg->body);
     char *s = bb_create_subject(OPERATOR, NULL);
     assert_allowed(check_ok(s, name, "email", NULL));
     /* only object and grant apply to legitimate interest */
