@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run.sh - the multi-node tests: `patto migrate` (SQLite -> PostgreSQL and
 # back; and killed half-way, then run again: interrupted_migration.py),
-# two `patto serve` nodes sharing one PostgreSQL database, and
+# `patto import` into PostgreSQL with COPY (import_test.py), group commits
+# with the writer's deferred writes (group_commit_pg.py), two `patto
+# serve` nodes sharing one PostgreSQL database, and
 # PostgreSQL going away under a node (outage_test.py, which runs its own
 # cluster on port ${PATTO_OUTAGE_PG_PORT:-55441}).
 #
@@ -31,6 +33,10 @@ echo "== migrate_test.sh"
 "$HERE/migrate_test.sh" "$BIN" || status=1
 echo "== interrupted_migration.py"
 python3 "$HERE/interrupted_migration.py" "$BIN" || status=1
+echo "== import_test.py"
+python3 "$HERE/import_test.py" "$BIN" || status=1
+echo "== group_commit_pg.py"
+python3 "$HERE/group_commit_pg.py" "$BIN" || status=1
 echo "== two_nodes.py"
 python3 "$HERE/two_nodes.py" "$BIN" || status=1
 echo "== outage_test.py"

@@ -14,9 +14,12 @@
      check` without a server reads the store).
   3. Cross-node visibility: a withdrawal (or grant) recorded on one node is
      answered by that node at once (its own writes are in its cache before
-     it responds) and by the other node within 1 second. The bound is the
-     sync thread's poll interval (200 ms) plus a re-read; the test reports
-     the staleness it measured.
+     it responds) and by the other node within 1 second, with a median
+     below 100 ms. The writer's COMMIT sends NOTIFY patto_changes and the
+     other node's sync connection, which LISTENs, re-syncs on its next
+     10 ms tick; without a notification it re-reads the change counter
+     every 200 ms (the fallback behind the 1 s bound). The bounds are loose
+     on purpose (a loaded machine); the test reports what it measured.
 
 Usage: two_nodes.py PATTO_BIN. Starts the cluster of scripts/pg.sh if it
 is not running (and then stops it), creates a uniquely named database and
@@ -44,6 +47,7 @@ SUBJECTS = 12
 PURPOSES = ["marketing", "profiling"]
 VISIBILITY_ROUNDS = 10
 STALE_MAX = 1.0  # seconds
+STALE_MEDIAN_MAX = 0.1  # seconds: NOTIFY at commit, not the 200 ms re-read
 
 results = []
 
@@ -292,8 +296,12 @@ def visibility(nodes, key, subjects):
     check(f"the other node answers within {STALE_MAX:.0f} s ({len(stale)} changes)", not late,
           f"late: {late}")
     if stale:
-        print(f"     cross-node staleness: median {statistics.median(stale) * 1000:.0f} ms, "
-              f"max {max(stale) * 1000:.0f} ms (sync thread polls every 200 ms)", flush=True)
+        med = statistics.median(stale)
+        check(f"the other node's median staleness is below {STALE_MEDIAN_MAX * 1000:.0f} ms "
+              "(NOTIFY at commit)", med < STALE_MEDIAN_MAX, f"median {med * 1000:.0f} ms")
+        print(f"     cross-node staleness: median {med * 1000:.0f} ms, "
+              f"max {max(stale) * 1000:.0f} ms (LISTEN/NOTIFY; 200 ms re-read as a fallback)",
+              flush=True)
 
 
 # ----------------------------------------------------------------------------- main
