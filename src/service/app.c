@@ -962,18 +962,27 @@ static pt_result open_log(pt_app *app, const pt_app_config *cfg, pt_err *err)
 {
     char name[PT_LOG_NAME_MAX + 8];
     const char *want = cfg->log_name && *cfg->log_name ? cfg->log_name : NULL;
-    pt_result rc = pt_db_meta_get(app->wconn, "log_name", name, sizeof name);
+    /* under the write lock: two nodes starting at once on a new database
+     * must not each fix a name of their own */
+    pt_result rc = pt_tx_begin(app->wconn, err);
+    if (rc != PT_OK) return rc;
+    rc = pt_db_meta_get(app->wconn, "log_name", name, sizeof name);
     if (rc == PT_ERR_NOT_FOUND) {
         snprintf(name, sizeof name, "%s", want ? want : "patto");
-        if (!pt_log_name_valid(name))
+        if (!pt_log_name_valid(name)) {
+            pt_tx_rollback(app->wconn);
             return pt_err_set(err, PT_ERR_INVALID, "log_name",
                               "log_name must be 1-64 characters of A-Z a-z 0-9 . _ - /");
+        }
         rc = pt_db_meta_set(app->wconn, "log_name", name);
     } else if (rc == PT_OK && want && strcmp(want, name) != 0) {
+        pt_tx_rollback(app->wconn);
         return pt_err_set(err, PT_ERR_INVALID, "log_name",
                           "this database's proof log is named '%s'; the log name cannot change",
                           name);
     }
+    if (rc == PT_OK) rc = pt_tx_commit(app->wconn, err);
+    else pt_tx_rollback(app->wconn);
     if (rc != PT_OK) return pt_err_set(err, rc, "", "cannot read the database");
     app->log = pt_log_new(&app->kr, name);
     if (!app->log) return pt_err_set(err, PT_ERR_INVALID, "log_name", "invalid log name '%s'", name);
