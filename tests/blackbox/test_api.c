@@ -1096,6 +1096,10 @@ Test(api, log_proof_routes_answer_and_refuse_bad_queries)
     bb_assert_problem(bb_get("/v1/log/leaves?start=5&end=5", ADMIN), 400, "end");
     bb_assert_problem(bb_get("/v1/log/leaves?start=0&end=1001", ADMIN), 400, "end");
     bb_assert_problem(bb_get("/v1/log/leaves?start=x", ADMIN), 400, "start");
+    /* beyond what an int64 holds: refused, not wrapped to a negative index */
+    bb_assert_problem(bb_get("/v1/log/leaves?start=9999999999999999000", ADMIN), 400, "start");
+    bb_assert_problem(bb_get("/v1/log/proof/inclusion?index=9223372036854775808", ADMIN), 400,
+                      "index");
 }
 
 /* ------------------------------------------------------------ objections (Art. 21) */
