@@ -631,7 +631,8 @@ static int cmd_consent(int argc, char **argv)
              "           --purpose P [--channels email,sms] [--notice N --notice-version V]\n"
              "           [--via web_form|phone|email_link|paper|import|api] [--evidence JSON]\n"
              "           [--occurred-at 2026-11-29T12:00:00.000Z]\n"
-             "       patto consent check --tenant T --subject sub_... --purpose P [--channel C]\n"
+             "       patto consent check --tenant T (--subject sub_... | --email E | --phone P |\n"
+             "                           --identifier TYPE:VALUE) --purpose P [--channel C]\n"
              "           [--recipient R]     exit 0 if allowed, 1 if not\n"
              "       patto consent history --tenant T --subject sub_... [--limit N] [--cursor C]\n"
              "grant and renew need the notice shown (--notice, --notice-version).");
@@ -646,8 +647,32 @@ static int cmd_consent(int argc, char **argv)
     if (x) return x;
     if ((x = need_tenant("consent", app, &a, &tenant))) goto out;
     if (!strcmp(sub, "check")) {
-        if (pt_consent_check(app, tenant, arg(&a, "subject"), arg(&a, "purpose"),
-                             arg(&a, "channel"), arg(&a, "recipient"), &out, &e) != PT_OK) {
+        /* by an identifier instead of the subject id, as GET /v1/check */
+        const char *itype = arg(&a, "email") ? "email" : arg(&a, "phone") ? "phone" : NULL;
+        const char *ivalue = itype ? arg(&a, itype) : NULL;
+        char cbuf[512];
+        if (!itype && arg(&a, "identifier")) {
+            snprintf(cbuf, sizeof cbuf, "%s", arg(&a, "identifier"));
+            char *colon = strchr(cbuf, ':');
+            if (!colon) {
+                x = usage_error("consent check", "--identifier takes TYPE:VALUE%s", "");
+                goto out;
+            }
+            *colon = '\0';
+            itype = cbuf;
+            ivalue = colon + 1;
+        }
+        if (itype && arg(&a, "subject")) {
+            x = usage_error("consent check", "give --subject or an identifier, not both%s", "");
+            goto out;
+        }
+        pt_result crc =
+            itype ? pt_consent_check_identifier(app, tenant, itype, ivalue, arg(&a, "purpose"),
+                                                arg(&a, "channel"), arg(&a, "recipient"), &out,
+                                                &e)
+                  : pt_consent_check(app, tenant, arg(&a, "subject"), arg(&a, "purpose"),
+                                     arg(&a, "channel"), arg(&a, "recipient"), &out, &e);
+        if (crc != PT_OK) {
             x = fail("consent check", &e);
         } else {
             print_json(out);

@@ -66,6 +66,13 @@ SUB=$(python3 -c 'import json; print(json.load(open("out.txt"))["subject"])')
 expect "check allowed" 0 "$BIN" consent check --db d.db --tenant demo --subject "$SUB" --purpose marketing --channel email
 expect "check other channel denied" 1 "$BIN" consent check --db d.db --tenant demo --subject "$SUB" --purpose marketing --channel phone
 has "reason channel_not_granted" channel_not_granted out.txt
+expect "check by e-mail, normalised" 0 "$BIN" consent check --db d.db --tenant demo --email ANNA@example.IT --purpose marketing --channel email
+has "check by e-mail names the holder" "$SUB" out.txt
+expect "check by TYPE:VALUE" 0 "$BIN" consent check --db d.db --tenant demo --identifier email:anna@example.it --purpose marketing
+expect "check by an unknown e-mail" 1 "$BIN" consent check --db d.db --tenant demo --email nobody@example.it --purpose marketing
+has "unknown e-mail: unknown_subject" unknown_subject out.txt
+expect "check by subject and e-mail at once" 2 "$BIN" consent check --db d.db --tenant demo --subject "$SUB" --email anna@example.it --purpose marketing
+expect "check by identifier without a colon" 2 "$BIN" consent check --db d.db --tenant demo --identifier email --purpose marketing
 expect "grant needs a notice" 3 "$BIN" consent grant --db d.db --tenant demo --subject "$SUB" --purpose profiling
 has "error names the field" "\[notice\]" err.txt
 expect "withdraw" 0 "$BIN" consent withdraw --db d.db --tenant demo --subject "$SUB" --purpose marketing
