@@ -2,8 +2,10 @@
 # The whole test suite: unit and black-box tests (gcc, SQLite), the
 # black-box suite again on PostgreSQL, migration and two nodes on
 # PostgreSQL, unit and black-box tests under
-# ASan+UBSan (clang), the command line, the SIGKILL crash test, group
-# commits with failing ops, witnesses, storage fault tests, erasure (byte
+# ASan+UBSan (clang), the SIGKILL crash test (which also rebuilds the
+# proof log), the command line, group commits with failing ops, witnesses,
+# the proof log (patto verify, an independent signed-note check, the
+# signer's refusals), anonymisation, storage fault tests, erasure (byte
 # scans, backup/restore, KEK rotation, two PostgreSQL nodes), and a short
 # fuzzing run.
 # Ends with one line "N passed, N failed" counting every test case.
@@ -71,55 +73,35 @@ else
   echo "sanitizer build failed"; failed=$((failed + 1))
 fi
 
-echo "== crash test ($CRASH_ROUNDS SIGKILL rounds)"
-out=$(python3 tests/crash/crash_test.py build/patto "$CRASH_ROUNDS" 2>&1); echo "$out" | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+# suite TITLE [--all] COMMAND...: a script test that ends with "N passed,
+# N failed"; its "ok" lines are left out unless --all
+suite() {
+  local title=$1 all=0 out p f
+  shift
+  if [ "$1" = --all ]; then all=1; shift; fi
+  echo "== $title"
+  out=$("$@" 2>&1)
+  if [ $all = 1 ]; then echo "$out"; else echo "$out" | grep -v '^ok'; fi | sed 's/^/   /'
+  read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+}
 
-echo "== command line"
-out=$(bash tests/cli/cli_test.sh build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-
-echo "== group commit with failing ops"
-out=$(python3 tests/batch/batch_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-
-echo "== witnesses (webhook and e-mail)"
-out=$(python3 tests/log/witness_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-
-echo "== proof log: independent signed-note check, patto verify"
-out=$(python3 tests/log/log_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-
-echo "== proof log: the signer refuses a tree that does not extend its last checkpoint"
-out=$(python3 tests/log/signer_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-
-echo "== anonymisation: k-anonymous statistics, the lapsed shredded"
-out=$(python3 tests/anonymise/anonymise_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-
-echo "== storage fault test"
-out=$(python3 tests/fault/fault_test.py build/patto 2>&1); echo "$out" | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-
-echo "== erasure: byte scans, backup and restore, KEK rotation"
-out=$(python3 tests/erasure/erasure_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-
-echo "== erasure on PostgreSQL: two nodes, a restored pg_dump"
-out=$(python3 tests/erasure/pg_erasure_test.py build/patto 2>&1); echo "$out" | grep -v '^ok' | sed 's/^/   /'
-read -r p f < <(echo "$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' | tail -1)
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
+suite "crash test ($CRASH_ROUNDS SIGKILL rounds)" --all \
+  python3 tests/crash/crash_test.py build/patto "$CRASH_ROUNDS"
+suite "command line" bash tests/cli/cli_test.sh build/patto
+suite "group commit with failing ops" python3 tests/batch/batch_test.py build/patto
+suite "witnesses (webhook and e-mail)" python3 tests/log/witness_test.py build/patto
+suite "proof log: independent signed-note check, patto verify" \
+  python3 tests/log/log_test.py build/patto
+suite "proof log: the signer refuses a tree that does not extend its last checkpoint" \
+  python3 tests/log/signer_test.py build/patto
+suite "anonymisation: k-anonymous statistics, the lapsed shredded" \
+  python3 tests/anonymise/anonymise_test.py build/patto
+suite "storage fault test" --all python3 tests/fault/fault_test.py build/patto
+suite "erasure: byte scans, backup and restore, KEK rotation" \
+  python3 tests/erasure/erasure_test.py build/patto
+suite "erasure on PostgreSQL: two nodes, a restored pg_dump" \
+  python3 tests/erasure/pg_erasure_test.py build/patto
 
 echo "== fuzz (${FUZZ_SECONDS}s per target)"
 if ./scripts/fuzz.sh "$FUZZ_SECONDS" 2>&1 | sed 's/^/   /'; [ "${PIPESTATUS[0]}" -eq 0 ]; then

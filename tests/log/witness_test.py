@@ -159,7 +159,7 @@ class SmtpHandler(socketserver.StreamRequestHandler):
                 self.reply("221 bye")
                 return
             else:
-                self.reply("502 not implemented")
+                self.reply("502 unrecognised command")  # RFC 5321: a verb this sink does not take
 
 
 class ThreadingTCP(socketserver.ThreadingMixIn, socketserver.TCPServer):

@@ -3,7 +3,6 @@
  * PostgreSQL too when PATTO_TEST_PG names a server's base url, each test in
  * a database of its own. The same assertions run on both. */
 #include <criterion/criterion.h>
-#include <libpq-fe.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,100 +10,10 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "store_backends.h"
 
-/* ---- backends ---------------------------------------------------------- */
-
-typedef struct backend {
-    const char *name;
-    char url[512];
-    char dir[256]; /* SQLite: the temporary directory */
-    char pgdb[64]; /* PostgreSQL: the database to drop */
-    pt_store *store;
-    pt_conn *c;
-} backend;
-
-static const char *pg_base(void)
-{
-    const char *v = getenv("PATTO_TEST_PG");
-    return v && *v ? v : NULL;
-}
-
-/* base with its database name replaced by db (query string kept). */
-static void pg_url(const char *base, const char *db, char *out, size_t cap)
-{
-    const char *p = strstr(base, "://");
-    cr_assert(p, "PATTO_TEST_PG is not a url: %s", base);
-    p += 3;
-    const char *q = strchr(p, '?');
-    const char *slash = strchr(p, '/');
-    if (slash && q && slash > q) slash = NULL;
-    size_t head = slash ? (size_t)(slash - base) : q ? (size_t)(q - base) : strlen(base);
-    snprintf(out, cap, "%.*s/%s%s", (int)head, base, db, q ? q : "");
-}
-
-static void pg_admin(const char *sql)
-{
-    PGconn *pg = PQconnectdb(pg_base());
-    cr_assert_eq(PQstatus(pg), CONNECTION_OK, "cannot connect to %s: %s", pg_base(),
-                 PQerrorMessage(pg));
-    PGresult *r = PQexec(pg, sql);
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(pg));
-    PQclear(r);
-    PQfinish(pg);
-}
-
-static void open_backend(backend *b, bool postgres)
-{
-    memset(b, 0, sizeof *b);
-    pt_err err;
-    if (postgres) {
-        b->name = "postgres";
-        snprintf(b->pgdb, sizeof b->pgdb, "patto_ident_%ld_%u", (long)getpid(),
-                 (unsigned)(rand() & 0xffffff));
-        char sql[128];
-        snprintf(sql, sizeof sql, "CREATE DATABASE %s", b->pgdb);
-        pg_admin(sql);
-        pg_url(pg_base(), b->pgdb, b->url, sizeof b->url);
-    } else {
-        b->name = "sqlite";
-        const char *tmp = getenv("TMPDIR");
-        snprintf(b->dir, sizeof b->dir, "%s/patto-ident-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        cr_assert(mkdtemp(b->dir));
-        snprintf(b->url, sizeof b->url, "sqlite:%s/patto.db", b->dir);
-    }
-    cr_assert_eq(pt_store_open(b->url, 1, &b->store, &err), PT_OK, "%s: open: %s", b->name,
-                 err.detail);
-    cr_assert_geq(pt_store_schema_version(b->store), 3, "%s: no alias table", b->name);
-    cr_assert_eq(pt_conn_open(b->store, &b->c, &err), PT_OK, "%s: %s", b->name, err.detail);
-}
-
-static void close_backend(backend *b)
-{
-    pt_conn_close(b->c);
-    pt_store_close(b->store);
-    if (b->pgdb[0]) {
-        char sql[128];
-        snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", b->pgdb);
-        pg_admin(sql);
-    }
-    if (b->dir[0]) {
-        char cmd[300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", b->dir);
-        cr_assert_eq(system(cmd), 0);
-    }
-}
-
-/* Runs fn on SQLite, then on PostgreSQL when a server is given. */
-static void each_backend(void (*fn)(backend *b))
-{
-    srand((unsigned)getpid());
-    for (int pg = 0; pg <= (pg_base() ? 1 : 0); pg++) {
-        backend b;
-        open_backend(&b, pg);
-        fn(&b);
-        close_backend(&b);
-    }
-}
+/* Every test runs on each backend (store_backends.c). */
+#define each_backend(fn) store_each_backend(fn, "ident", 3)
 
 /* ---- helpers ----------------------------------------------------------- */
 
