@@ -18,13 +18,10 @@
  *      person's purpose states, nothing that identifies anyone.
  * GET /v1/stats reads the records back by any of region, sex, age band and
  * one purpose's state, hiding cells under k. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "catalog.h"
 #include "core/ids.h"
@@ -236,35 +233,46 @@ static pt_result load_candidate(pt_app *app, run_ctx *x, const uint8_t id[PT_ID_
     return PT_OK;
 }
 
-static int alias_erase(void *ctx, const pt_alias_rec *r)
+/* The ids merged into a person (identity.c): shredded and journaled with
+ * it, since an older backup may hold them as people of their own. */
+typedef struct id_list {
+    uint8_t (*id)[PT_ID_BYTES];
+    size_t n, cap;
+    bool oom;
+} id_list;
+
+static int alias_collect(void *ctx, const pt_alias_rec *r)
 {
-    void **a = ctx;
-    pt_conn *c = a[0];
-    int64_t *now = a[1], k = 0;
-    pt_err e;
-    pt_db_subject_erase(c, r->id, *now, &k, &e); /* NOT_FOUND: shredded before */
+    id_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4;
+        void *np = realloc(l->id, nc * PT_ID_BYTES);
+        if (!np) {
+            l->oom = true;
+            return 1;
+        }
+        l->id = np;
+        l->cap = nc;
+    }
+    memcpy(l->id[l->n++], r->id, PT_ID_BYTES);
     return 0;
 }
 
-/* Appends the run's journal lines with one fsync: a restored backup must
- * not bring these people back either (erasure.c replays the journal). */
-static pt_result journal_write(const char *path, const char *text, size_t len, pt_err *err)
+/* Appends "erased <id> <tenant> <at>" to the run's journal text. */
+static bool journal_line(char **j, size_t *len, size_t *cap, const uint8_t id[PT_ID_BYTES],
+                         const char *tenant, const char *at)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    bool ok = fd >= 0;
-    for (size_t off = 0; ok && off < len;) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        ok = w > 0;
-        if (ok) off += (size_t)w;
+    if (*len + 256 > *cap) {
+        size_t nc = *cap ? *cap * 2 : 65536;
+        char *nj = realloc(*j, nc);
+        if (!nj) return false;
+        *j = nj;
+        *cap = nc;
     }
-    ok = ok && fdatasync(fd) == 0;
-    int e = errno;
-    if (fd >= 0) close(fd);
-    if (!ok)
-        return pt_err_set(err, e == ENOSPC ? PT_ERR_STORAGE_FULL : PT_ERR_STORAGE, "",
-                          "cannot write the erasure journal: %s", strerror(e));
-    return PT_OK;
+    char sid[PT_ID_STR_MAX];
+    pt_id_format("sub", id, sid);
+    *len += (size_t)snprintf(*j + *len, *cap - *len, "erased %s %s %s\n", sid, tenant, at);
+    return true;
 }
 
 typedef struct anon_arg {
@@ -324,25 +332,25 @@ static pt_result anonymise_fn(pt_wctx *w, void *arg, pt_err *err)
     for (size_t i = 0; i < x.n; i++) {
         char sid[PT_ID_STR_MAX];
         pt_id_format("sub", x.c[i].id, sid);
-        if (jlen + 256 > jcap) {
-            jcap = jcap ? jcap * 2 : 65536;
-            char *nj = realloc(journal, jcap);
-            if (!nj) {
-                rc = pt_err_set(err, PT_ERR_NOMEM, "", "out of memory");
-                goto out;
-            }
-            journal = nj;
+        id_list al = {0};
+        rc = pt_db_alias_list(x.conn, x.c[i].id, alias_collect, &al);
+        if (rc == PT_OK && al.oom) rc = PT_ERR_NOMEM;
+        bool ok = rc == PT_OK && journal_line(&journal, &jlen, &jcap, x.c[i].id, tname, at);
+        for (size_t j = 0; ok && j < al.n; j++) {
+            int64_t k = 0;
+            pt_err e2;
+            pt_db_subject_erase(x.conn, al.id[j], now, &k, &e2); /* NOT_FOUND: shredded before */
+            ok = journal_line(&journal, &jlen, &jcap, al.id[j], tname, at);
         }
-        jlen += (size_t)snprintf(journal + jlen, jcap - jlen, "erased %s %s %s\n", sid, tname, at);
+        free(al.id);
+        if (!ok) {
+            rc = pt_err_set(err, rc != PT_OK ? rc : PT_ERR_NOMEM, "",
+                            rc != PT_OK ? "cannot read merged subjects" : "out of memory");
+            goto out;
+        }
         int64_t nident = 0;
         rc = pt_db_subject_erase(x.conn, x.c[i].id, now, &nident, err);
         if (rc != PT_OK) goto out;
-        void *aa[2] = {x.conn, &now};
-        rc = pt_db_alias_list(x.conn, x.c[i].id, alias_erase, aa);
-        if (rc != PT_OK) {
-            pt_err_set(err, rc, "", "cannot read merged subjects");
-            goto out;
-        }
         pt_subject_rec s;
         memset(&s, 0, sizeof s);
         memcpy(s.id, x.c[i].id, PT_ID_BYTES);
@@ -377,7 +385,7 @@ static pt_result anonymise_fn(pt_wctx *w, void *arg, pt_err *err)
     /* written ahead of the commit, as erasure.c does: an entry whose
      * transaction then fails is simply completed at the next replay */
     const char *jpath = pt_app_erasure_journal(app);
-    if (jpath) rc = journal_write(jpath, journal, jlen, err);
+    if (jpath) rc = pt_erasure_journal_append(jpath, journal, err);
 out:
     for (size_t i = 0; i < x.n; i++) free(x.c[i].states);
     free(x.c);

@@ -82,7 +82,7 @@ static bool write_all(int fd, const char *p, size_t n)
 /* Appends one line, durably: fdatasync, and the directory too when the
  * file is new. A torn last line (a crash while appending) is ended first,
  * so that it cannot run into this one. */
-static pt_result journal_append(const char *path, const char *line, pt_err *err)
+pt_result pt_erasure_journal_append(const char *path, const char *line, pt_err *err)
 {
     struct stat st;
     bool existed = stat(path, &st) == 0;
@@ -209,7 +209,7 @@ static pt_result erase_fn(pt_wctx *w, void *arg, pt_err *err)
             pt_id_format("sub", m.id[i], mid);
             len += (size_t)snprintf(lines + len, cap - len, "erased %s %s %s\n", mid, tname, at);
         }
-        rc = journal_append(journal, lines, err);
+        rc = pt_erasure_journal_append(journal, lines, err);
         if (rc != PT_OK) goto out;
     }
 

@@ -184,6 +184,11 @@ pt_result pt_subject_export(pt_app *app, uint32_t tenant, const char *subject, j
 pt_result pt_subject_rectify_prepare(pt_app *app, uint32_t tenant, const char *subject,
                                      const json_t *body, pt_op *op, pt_err *err);
 
+/* Appends lines ("erased <subject> <tenant> <at>\n"...) to the erasure
+ * journal at path with one fdatasync (and the directory's, for a new file);
+ * writes the header first on a new file and ends a torn last line. */
+pt_result pt_erasure_journal_append(const char *path, const char *lines, pt_err *err);
+
 /* ---- anonymisation and statistics (anonymise.c) ---- */
 #define PT_ANONYMISE_K_MIN 5
 typedef struct pt_anonymise_stats {
